@@ -1,0 +1,112 @@
+"""The adapter's configuration, in one place.
+
+Sources, later ones winning: built-in defaults (which work on a fresh machine:
+a SQLite file in the working directory, no ERP), an optional TOML file
+(``--config`` or ``PMC_ADAPTER_CONFIG``), then ``PMC_ADAPTER_*`` environment
+variables.
+
+Config file example::
+
+    [adapter]
+    database_url = "postgresql+psycopg://pmc@db.internal/pmc"
+    bind = "0.0.0.0:8080"
+    workers = 4
+    empresas = ["1234", "5678"]
+    max_request_bytes = 1048576
+    max_xml_depth = 64
+
+    [empresas.1234]          # per-biller settings (used by later features)
+    name = "Aguas del Sur"
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from adapter.errors import ConfigurationError
+
+ENV_PREFIX = "PMC_ADAPTER_"
+DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
+BILLER_ID = re.compile(r"[0-9]{4}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    bind: str = "127.0.0.1:8080"
+    workers: int = 2
+    # Billers (4-digit numbers) this adapter serves; empty serves any biller.
+    empresas: frozenset[str] = frozenset()
+    max_request_bytes: int = 1024 * 1024
+    max_xml_depth: int = 64
+    log_level: str = "info"
+    billers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def serves(self, biller_id: str) -> bool:
+        return not self.empresas or biller_id in self.empresas
+
+
+def _split_list(value: str | list) -> list[str]:
+    if isinstance(value, list):
+        return [str(item).strip() for item in value]
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {number}")
+    return number
+
+
+def load_settings(config_file: str | os.PathLike | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    raw: dict[str, Any] = {}
+    billers: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
+        raw.update(document.get("adapter", {}))
+        billers = {str(key): value for key, value in document.get("empresas", {}).items()}
+
+    for name in ("database_url", "bind", "workers", "empresas",
+                 "max_request_bytes", "max_xml_depth", "log_level"):
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value not in (None, ""):
+            raw[name] = value
+
+    unknown = set(raw) - set(Settings.__dataclass_fields__)
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s) in [adapter]: {', '.join(sorted(unknown))}")
+
+    empresas = frozenset(_split_list(raw.get("empresas", [])))
+    bad = sorted(e for e in empresas if not BILLER_ID.fullmatch(e))
+    if bad:
+        raise ConfigurationError(f"biller numbers are 4 digits; got {', '.join(bad)}")
+
+    return Settings(
+        database_url=str(raw.get("database_url", Settings.database_url)),
+        bind=str(raw.get("bind", Settings.bind)),
+        workers=_positive_int("workers", raw.get("workers", Settings.workers)),
+        empresas=empresas,
+        max_request_bytes=_positive_int(
+            "max_request_bytes", raw.get("max_request_bytes", Settings.max_request_bytes)),
+        max_xml_depth=_positive_int(
+            "max_xml_depth", raw.get("max_xml_depth", Settings.max_xml_depth)),
+        log_level=str(raw.get("log_level", Settings.log_level)),
+        billers=billers,
+    )

@@ -1,0 +1,1 @@
+"""The business: invoices, due dates, payment notices. Plain Python, no I/O."""

@@ -1,0 +1,196 @@
+"""Invoices, due dates and payment notices, and the rules that judge them.
+
+Everything here is plain Python: no spyne, no SQLAlchemy, no clock. Callers
+pass the day ("today" in Buenos Aires) explicitly, so every rule is testable
+without a server or a database.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from adapter.errors import InvalidInvoice
+
+# PMC settles, and due dates fall, in Argentine civil time.
+BUSINESS_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
+
+CENT = Decimal("0.01")
+MAX_DUE_DATES = 3
+
+
+class Currency(str, enum.Enum):
+    ARS = "ARS"
+    USD = "USD"
+
+
+class Origin(str, enum.Enum):
+    """Where an invoice comes from."""
+
+    BILLING_BASE = "BASE"  # the billing base the biller informed to PMC
+    CREATED_ONLINE = "ALTA"  # created by the biller's web/app (AltaFactura)
+    ERP = "ERP"  # found in the biller's ERP
+
+
+class Outcome(enum.IntEnum):
+    """Business outcome of an operation; the wire's ``codigoRespuesta``."""
+
+    OK = 0
+    CUSTOMER_UNKNOWN = 1
+    NOTHING_OWED = 2
+    INVOICE_UNKNOWN = 3
+    ALREADY_PAID = 4
+    EXPIRED = 5
+    AMOUNT_MISMATCH = 6
+    OPERATION_CONFLICT = 7
+
+
+def business_day(moment: datetime) -> date:
+    """The Buenos Aires calendar day of an aware instant."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a naive datetime has no business day")
+    return moment.astimezone(BUSINESS_TZ).date()
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    """A Decimal with exactly two places; refuses values that would lose cents."""
+    amount = Decimal(value)
+    quantized = amount.quantize(CENT)
+    if quantized != amount:
+        raise ValueError(f"{value} has more than 2 decimal places")
+    return quantized
+
+
+@dataclass(frozen=True)
+class DueDate:
+    on: date
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Invoice:
+    biller_id: str
+    customer_id: str
+    invoice_id: str
+    currency: Currency
+    due_dates: tuple[DueDate, ...]
+    origin: Origin
+    description: str = ""
+    ticket_message: str = ""
+    screen_message: str = ""
+    paid: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.due_dates) <= MAX_DUE_DATES:
+            raise InvalidInvoice(
+                f"an invoice has 1 to {MAX_DUE_DATES} due dates, not {len(self.due_dates)}")
+        days = [due.on for due in self.due_dates]
+        if any(later <= earlier for earlier, later in zip(days, days[1:])):
+            raise InvalidInvoice("due dates must be in strictly ascending order")
+        for due in self.due_dates:
+            if due.amount < 0:
+                raise InvalidInvoice("a due date's amount cannot be negative")
+        object.__setattr__(
+            self, "due_dates",
+            tuple(DueDate(due.on, money(due.amount)) for due in self.due_dates))
+
+    @property
+    def last_due_date(self) -> date:
+        return self.due_dates[-1].on
+
+    def is_expired_on(self, day: date) -> bool:
+        return day > self.last_due_date
+
+    def amount_due_on(self, day: date) -> Decimal | None:
+        """Amount of the first due date not yet passed on ``day``; None once expired."""
+        for due in self.due_dates:
+            if day <= due.on:
+                return due.amount
+        return None
+
+    def is_payable_on(self, day: date) -> bool:
+        return not self.paid and not self.is_expired_on(day)
+
+    def same_terms_as(self, other: Invoice) -> bool:
+        """Whether ``other`` says exactly what this invoice says (a resend)."""
+        return replace(other, paid=self.paid) == self
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """A payment PMC already collected: a fact to record, not a request."""
+
+    biller_id: str
+    operation_id: str
+    customer_id: str
+    invoice_id: str
+    amount: Decimal
+    currency: Currency
+    paid_at: datetime
+    channel: str | None = None
+    query_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.paid_at.tzinfo is None or self.paid_at.utcoffset() is None:
+            raise ValueError("a payment's time must carry its UTC offset")
+        object.__setattr__(self, "amount", money(self.amount))
+
+    def same_as(self, other: PaymentNotice) -> bool:
+        """Whether ``other`` is a replay of this notice (same data, same instant)."""
+        return self == other  # aware datetimes compare as instants
+
+
+def judge_payment(notice: PaymentNotice, invoice: Invoice | None) -> Outcome:
+    """Whether a notice pays ``invoice`` (OK) or must be kept for reconciliation."""
+    if invoice is None:
+        return Outcome.INVOICE_UNKNOWN
+    if invoice.paid:
+        return Outcome.ALREADY_PAID
+    day = business_day(notice.paid_at)
+    due = invoice.amount_due_on(day)
+    if due is None:
+        return Outcome.EXPIRED
+    if notice.currency != invoice.currency or notice.amount != due:
+        return Outcome.AMOUNT_MISMATCH
+    return Outcome.OK
+
+
+@dataclass(frozen=True)
+class OpenInvoice:
+    """An invoice as shown to PMC: with what it costs today."""
+
+    invoice: Invoice
+    amount_due: Decimal
+
+
+@dataclass(frozen=True)
+class DebtAnswer:
+    outcome: Outcome
+    query_id: str
+    open_invoices: tuple[OpenInvoice, ...] = field(default=())
+
+
+def judge_debt(invoices: list[Invoice], day: date,
+               invoice_id: str | None = None) -> tuple[Outcome, tuple[OpenInvoice, ...]]:
+    """What a client owes on ``day``, from all the invoices known for them."""
+    if not invoices:
+        return Outcome.CUSTOMER_UNKNOWN, ()
+    if invoice_id is not None:
+        invoices = [inv for inv in invoices if inv.invoice_id == invoice_id]
+        if not invoices:
+            return Outcome.INVOICE_UNKNOWN, ()
+    open_invoices = tuple(
+        OpenInvoice(inv, inv.amount_due_on(day))
+        for inv in sorted(invoices, key=lambda inv: (inv.last_due_date, inv.invoice_id))
+        if inv.is_payable_on(day))
+    if not open_invoices:
+        return Outcome.NOTHING_OWED, ()
+    return Outcome.OK, open_invoices
+
+
+@dataclass(frozen=True)
+class PaymentAnswer:
+    outcome: Outcome
+    receipt_id: str

@@ -1,0 +1,91 @@
+"""Every error the adapter raises, in one hierarchy.
+
+Each error carries a ``fault_code``: the SOAP layer maps the hierarchy to
+SOAP faults in one place (:mod:`adapter.soap.faults`). Business outcomes
+(client unknown, nothing owed...) are not errors: they are
+:class:`adapter.domain.model.Outcome` values in normal responses.
+"""
+
+
+class AdapterError(Exception):
+    """Base of every error the adapter raises on purpose."""
+
+    fault_code = "Server"
+
+
+class ClientError(AdapterError):
+    """The caller sent something the adapter refuses: fix the request, do not retry it."""
+
+    fault_code = "Client"
+
+
+class RequestTooLarge(ClientError):
+    fault_code = "Client.RequestTooLarge"
+
+
+class MalformedXml(ClientError):
+    fault_code = "Client.MalformedXml"
+
+
+class ForbiddenDtd(ClientError):
+    fault_code = "Client.DtdForbidden"
+
+
+class DocumentTooDeep(ClientError):
+    fault_code = "Client.DocumentTooDeep"
+
+
+class NotSoapEnvelope(ClientError):
+    fault_code = "Client.NotSoapEnvelope"
+
+
+class VersionMismatch(AdapterError):
+    fault_code = "VersionMismatch"
+
+
+class MustUnderstand(AdapterError):
+    fault_code = "MustUnderstand"
+
+
+class UnknownOperation(ClientError):
+    fault_code = "Client.UnknownOperation"
+
+
+class SoapActionMismatch(ClientError):
+    fault_code = "Client.SoapActionMismatch"
+
+
+class SchemaViolation(ClientError):
+    fault_code = "Client.SchemaViolation"
+
+
+class UnknownBiller(ClientError):
+    fault_code = "Client.UnknownEmpresa"
+
+
+class InvalidInvoice(ClientError):
+    """An invoice whose terms break a rule the schema cannot express."""
+
+    fault_code = "Client.InvalidInvoice"
+
+
+class ServerError(AdapterError):
+    fault_code = "Server"
+
+
+class InvalidResponse(ServerError):
+    """The adapter produced a response its own contract refuses: a bug, never sent."""
+
+    fault_code = "Server.InvalidResponse"
+
+
+class InternalError(ServerError):
+    fault_code = "Server.InternalError"
+
+
+class StorageUnavailable(ServerError):
+    fault_code = "Server.StorageUnavailable"
+
+
+class ConfigurationError(AdapterError):
+    """The adapter cannot start with the configuration it was given."""

@@ -1,0 +1,1 @@
+"""The SOAP entrypoint: the published contract, spyne's service, and the gateway in front of it."""

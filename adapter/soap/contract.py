@@ -1,0 +1,105 @@
+"""The published contract: the bundled ``wsdl/`` and ``xsd/`` files.
+
+Installed, they live inside the package (``adapter/wsdl``, ``adapter/xsd``);
+in a checkout, at the top of the repository. Everything the gateway knows
+about operations (names, request and response elements, SOAPAction) is read
+from the WSDL itself, and the XSD is compiled once per process.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import xmlschema
+from lxml import etree
+
+WSDL_NAME = "pmc-adapter.wsdl"
+XSD_NAME = "pmc-adapter.xsd"
+
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+WSDL_SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
+SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_ENV_NS = "http://www.w3.org/2003/05/soap-envelope"
+
+
+def _contract_dir(name: str) -> Path:
+    package_dir = Path(__file__).resolve().parent.parent
+    for candidate in (package_dir / name, package_dir.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"the bundled contract folder {name}/ is missing")
+
+
+def wsdl_dir() -> Path:
+    return _contract_dir("wsdl")
+
+
+def xsd_dir() -> Path:
+    return _contract_dir("xsd")
+
+
+def wsdl_path() -> Path:
+    return wsdl_dir() / WSDL_NAME
+
+
+def xsd_path() -> Path:
+    return xsd_dir() / XSD_NAME
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    soap_action: str
+    request: str  # Clark notation: {namespace}localName
+    response: str
+
+
+@functools.cache
+def schema() -> xmlschema.XMLSchema:
+    """The bundled XSD, compiled once per process."""
+    return xmlschema.XMLSchema(str(xsd_path()))
+
+
+@functools.cache
+def wsdl_document() -> etree._ElementTree:
+    return etree.parse(str(wsdl_path()), etree.XMLParser(resolve_entities=False, no_network=True))
+
+
+@functools.cache
+def target_namespace() -> str:
+    return wsdl_document().getroot().get("targetNamespace")
+
+
+@functools.cache
+def operations() -> dict[str, Operation]:
+    """Operations by request element (Clark name), as the WSDL's binding declares them."""
+    root = wsdl_document().getroot()
+    ns = {"w": WSDL_NS, "s": WSDL_SOAP_NS}
+
+    def resolve(qname: str) -> str:
+        prefix, _, local = qname.rpartition(":")
+        return f"{{{root.nsmap[prefix or None]}}}{local}"
+
+    message_element = {
+        message.get("name"): resolve(message.find("w:part", ns).get("element"))
+        for message in root.iterfind("w:message", ns)}
+    actions = {
+        op.get("name"): op.find("s:operation", ns).get("soapAction")
+        for op in root.iterfind("w:binding/w:operation", ns)}
+    found = {}
+    for op in root.iterfind("w:portType/w:operation", ns):
+        name = op.get("name")
+        request = message_element[op.find("w:input", ns).get("message").rpartition(":")[2]]
+        response = message_element[op.find("w:output", ns).get("message").rpartition(":")[2]]
+        found[request] = Operation(name, actions[name], request, response)
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def wsdl_for(address: str) -> bytes:
+    """The bundled WSDL with only its endpoint address set to ``address``."""
+    document = etree.parse(str(wsdl_path()), etree.XMLParser(resolve_entities=False, no_network=True))
+    for location in document.getroot().iterfind(f".//{{{WSDL_SOAP_NS}}}address"):
+        location.set("location", address)
+    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")

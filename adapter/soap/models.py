@@ -1,0 +1,124 @@
+"""The wire messages as spyne types, mirroring ``xsd/pmc-adapter.xsd``.
+
+Names here are the contract's (Spanish); :mod:`adapter.soap.service`
+translates them to the domain's. ``tests/test_contract.py`` proves that the
+schema spyne derives from these classes and the bundled one agree.
+"""
+from spyne import Array, ComplexModel, Date, DateTime, Decimal, Integer32, Unicode
+
+NAMESPACE = "urn:pmc-adapter:empresa:v1"
+
+
+def required(kind):
+    return kind.customize(min_occurs=1, nillable=False)
+
+
+def optional(kind):
+    return kind.customize(min_occurs=0, nillable=False)
+
+
+# Simple types stay unnamed: spyne would put named ones in a namespace of its
+# own. What matters, and what the agreement test compares, is the facets.
+IdEmpresa = Unicode(pattern="[0-9]{4}")
+IdCliente = Unicode(min_len=1, max_len=19, pattern=r"\S(.*\S)?")
+IdFactura = Unicode(min_len=1, max_len=20, pattern=r"\S(.*\S)?")
+IdOperacion = Unicode(min_len=1, max_len=36, pattern=r"\S+")
+IdConsulta = IdRecibo = IdOperacion
+Importe = Decimal(ge=0, total_digits=15, fraction_digits=2)
+Moneda = Unicode(values=["ARS", "USD"])
+FechaHoraConZona = DateTime(pattern=r".+(Z|[+\-][0-9]{2}:[0-9]{2})")
+Canal = Unicode(max_len=30)
+Descripcion = Unicode(max_len=100)
+MensajeTicket = Unicode(max_len=40)
+MensajePantalla = Unicode(max_len=15)
+CodigoRespuesta = Integer32(ge=0, le=7)
+Origen = Unicode(values=["BASE", "ALTA", "ERP"])
+
+
+class _Message(ComplexModel):
+    __namespace__ = NAMESPACE
+
+
+class Vencimiento(_Message):
+    _type_info = [
+        ("fecha", required(Date)),
+        ("importe", required(Importe)),
+    ]
+
+
+Vencimientos = required(Array(required(Vencimiento).customize(max_occurs=3),
+                              member_name="vencimiento", type_name="Vencimientos"))
+
+
+class Factura(_Message):
+    _type_info = [
+        ("idFactura", required(IdFactura)),
+        ("idCliente", required(IdCliente)),
+        ("moneda", required(Moneda)),
+        ("descripcion", required(Descripcion)),
+        ("vencimientos", Vencimientos),
+        ("importeAPagar", required(Importe)),
+        ("origen", required(Origen)),
+    ]
+
+
+Facturas = required(Array(optional(Factura), member_name="factura", type_name="Facturas"))
+
+
+class ConsultarDeudaSolicitud(_Message):
+    _type_info = [
+        ("idEmpresa", required(IdEmpresa)),
+        ("idCliente", required(IdCliente)),
+        ("idFactura", optional(IdFactura)),
+    ]
+
+
+class ConsultarDeudaRespuesta(_Message):
+    _type_info = [
+        ("codigoRespuesta", required(CodigoRespuesta)),
+        ("descripcion", required(Descripcion)),
+        ("idConsulta", required(IdConsulta)),
+        ("facturas", Facturas),
+    ]
+
+
+class InformarPagoSolicitud(_Message):
+    _type_info = [
+        ("idEmpresa", required(IdEmpresa)),
+        ("idOperacion", required(IdOperacion)),
+        ("idCliente", required(IdCliente)),
+        ("idFactura", required(IdFactura)),
+        ("importe", required(Importe)),
+        ("moneda", required(Moneda)),
+        ("fechaPago", required(FechaHoraConZona)),
+        ("canal", optional(Canal)),
+        ("idConsulta", optional(IdConsulta)),
+    ]
+
+
+class InformarPagoRespuesta(_Message):
+    _type_info = [
+        ("codigoRespuesta", required(CodigoRespuesta)),
+        ("descripcion", required(Descripcion)),
+        ("idRecibo", required(IdRecibo)),
+    ]
+
+
+class AltaFacturaSolicitud(_Message):
+    _type_info = [
+        ("idEmpresa", required(IdEmpresa)),
+        ("idCliente", required(IdCliente)),
+        ("idFactura", required(IdFactura)),
+        ("moneda", required(Moneda)),
+        ("vencimientos", Vencimientos),
+        ("descripcion", optional(Descripcion)),
+        ("mensajeTicket", optional(MensajeTicket)),
+        ("mensajePantalla", optional(MensajePantalla)),
+    ]
+
+
+class AltaFacturaRespuesta(_Message):
+    _type_info = [
+        ("codigoRespuesta", required(CodigoRespuesta)),
+        ("descripcion", required(Descripcion)),
+    ]

@@ -1,0 +1,132 @@
+"""Spyne's service: the three operations, translated between wire and domain.
+
+This is the one place where Spanish wire names meet English code names. The
+gateway (:mod:`adapter.soap.gateway`) has already validated the request
+against the contract and checked the biller before spyne sees it.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+from spyne import Application, ServiceBase, rpc
+from spyne.protocol.soap import Soap11
+
+from adapter.domain.model import (Currency, DebtAnswer, DueDate, Invoice, Origin, Outcome,
+                                  PaymentAnswer, PaymentNotice)
+from adapter.errors import AdapterError, InternalError
+from adapter.service.billing import BillingService
+from adapter.soap import models as wire
+from adapter.soap.faults import as_spyne_fault
+
+log = logging.getLogger(__name__)
+
+# codigoRespuesta -> descripcion, in PMC's language.
+DESCRIPTIONS = {
+    Outcome.OK: "OK",
+    Outcome.CUSTOMER_UNKNOWN: "Cliente inexistente",
+    Outcome.NOTHING_OWED: "El cliente no registra deuda",
+    Outcome.INVOICE_UNKNOWN: "Factura inexistente",
+    Outcome.ALREADY_PAID: "Factura ya pagada",
+    Outcome.EXPIRED: "Factura vencida",
+    Outcome.AMOUNT_MISMATCH: "El importe no coincide con el importe a pagar",
+    Outcome.OPERATION_CONFLICT: "idOperacion ya recibido con otros datos",
+}
+
+
+def _billing(ctx) -> BillingService:
+    return ctx.app.billing
+
+
+def _faults_in_contract_shape(method):
+    """Turn every exception into a fault of the contract's shape (see faults.py)."""
+
+    @functools.wraps(method)
+    def wrapper(ctx, request):
+        try:
+            return method(ctx, request)
+        except AdapterError as error:
+            raise as_spyne_fault(error) from error
+        except Exception as error:  # a bug: log it, tell the caller only that it happened
+            log.exception("unexpected error in %s", method.__name__)
+            raise as_spyne_fault(InternalError("internal error; see the adapter's log")) from error
+
+    return wrapper
+
+
+# -- wire -> domain -------------------------------------------------------------
+
+def payment_notice(request: wire.InformarPagoSolicitud) -> PaymentNotice:
+    return PaymentNotice(
+        biller_id=request.idEmpresa, operation_id=request.idOperacion,
+        customer_id=request.idCliente, invoice_id=request.idFactura,
+        amount=request.importe, currency=Currency(request.moneda),
+        paid_at=request.fechaPago, channel=request.canal, query_id=request.idConsulta)
+
+
+def new_invoice(request: wire.AltaFacturaSolicitud) -> Invoice:
+    return Invoice(
+        biller_id=request.idEmpresa, customer_id=request.idCliente,
+        invoice_id=request.idFactura, currency=Currency(request.moneda),
+        due_dates=tuple(DueDate(due.fecha, due.importe) for due in request.vencimientos),
+        origin=Origin.CREATED_ONLINE, description=request.descripcion or "",
+        ticket_message=request.mensajeTicket or "",
+        screen_message=request.mensajePantalla or "")
+
+
+# -- domain -> wire -------------------------------------------------------------
+
+def debt_response(answer: DebtAnswer) -> wire.ConsultarDeudaRespuesta:
+    return wire.ConsultarDeudaRespuesta(
+        codigoRespuesta=int(answer.outcome), descripcion=DESCRIPTIONS[answer.outcome],
+        idConsulta=answer.query_id,
+        facturas=[wire.Factura(
+            idFactura=item.invoice.invoice_id, idCliente=item.invoice.customer_id,
+            moneda=item.invoice.currency.value, descripcion=item.invoice.description,
+            vencimientos=[wire.Vencimiento(fecha=due.on, importe=due.amount)
+                          for due in item.invoice.due_dates],
+            importeAPagar=item.amount_due, origen=item.invoice.origin.value)
+            for item in answer.open_invoices])
+
+
+def payment_response(answer: PaymentAnswer) -> wire.InformarPagoRespuesta:
+    return wire.InformarPagoRespuesta(
+        codigoRespuesta=int(answer.outcome), descripcion=DESCRIPTIONS[answer.outcome],
+        idRecibo=answer.receipt_id)
+
+
+def invoice_response(outcome: Outcome) -> wire.AltaFacturaRespuesta:
+    return wire.AltaFacturaRespuesta(codigoRespuesta=int(outcome),
+                                     descripcion=DESCRIPTIONS[outcome])
+
+
+class ServicioEmpresa(ServiceBase):
+    @rpc(wire.ConsultarDeudaSolicitud, _returns=wire.ConsultarDeudaRespuesta,
+         _body_style="bare", _in_message_name="ConsultarDeuda",
+         _out_message_name="ConsultarDeudaResponse")
+    @_faults_in_contract_shape
+    def ConsultarDeuda(ctx, request):
+        answer = _billing(ctx).query_debt(request.idEmpresa, request.idCliente, request.idFactura)
+        return debt_response(answer)
+
+    @rpc(wire.InformarPagoSolicitud, _returns=wire.InformarPagoRespuesta,
+         _body_style="bare", _in_message_name="InformarPago",
+         _out_message_name="InformarPagoResponse")
+    @_faults_in_contract_shape
+    def InformarPago(ctx, request):
+        return payment_response(_billing(ctx).record_payment(payment_notice(request)))
+
+    @rpc(wire.AltaFacturaSolicitud, _returns=wire.AltaFacturaRespuesta,
+         _body_style="bare", _in_message_name="AltaFactura",
+         _out_message_name="AltaFacturaResponse")
+    @_faults_in_contract_shape
+    def AltaFactura(ctx, request):
+        return invoice_response(_billing(ctx).create_invoice(new_invoice(request)))
+
+
+def spyne_application(billing: BillingService) -> Application:
+    application = Application(
+        [ServicioEmpresa], tns=wire.NAMESPACE, name="ServicioEmpresa",
+        in_protocol=Soap11(validator=None), out_protocol=Soap11())
+    application.billing = billing
+    return application

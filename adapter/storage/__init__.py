@@ -1,0 +1,1 @@
+"""Outbound adapter: the database (SQLAlchemy; SQLite by default, PostgreSQL in production)."""

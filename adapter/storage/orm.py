@@ -1,0 +1,170 @@
+"""Tables. The database enforces what must never happen:
+
+* one row per PMC operation ID (``payments.operation_id`` unique): a replayed
+  notice can never be stored, or credited, twice;
+* at most one applied payment per invoice (``payments.applied_invoice_pk``
+  unique), and a payment is applied iff it points at an invoice;
+* one invoice per (biller, client, invoice ID); 1 to 3 due dates, strictly
+  ascending; no negative amounts; only known currencies, origins and states.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import (BigInteger, CheckConstraint, Date, DateTime, ForeignKey, Integer,
+                        MetaData, Numeric, String, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware datetimes in, aware (UTC) datetimes out, on every backend.
+
+    SQLite has no time zone type; storing UTC and re-attaching it on load keeps
+    "time is timezone-aware" true there too.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("refusing to store a naive datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Money(TypeDecorator):
+    """Decimal money with two places: NUMERIC(15, 2) where the database has it,
+    integer cents on SQLite (whose NUMERIC is a float)."""
+
+    impl = Numeric(15, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(15, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect):
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            cents = Decimal(value) * 100
+            if cents != cents.to_integral_value():
+                raise ValueError(f"{value} has more than 2 decimal places")
+            return int(cents)
+        return Decimal(value)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(value) / 100).quantize(Decimal("0.01"))
+        return Decimal(value).quantize(Decimal("0.01"))
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class InvoiceRow(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("biller_id", "customer_id", "invoice_id"),
+        CheckConstraint("currency IN ('ARS', 'USD')", name="currency"),
+        CheckConstraint("origin IN ('BASE', 'ALTA', 'ERP')", name="origin"),
+        CheckConstraint("status IN ('open', 'paid')", name="status"),
+        CheckConstraint("amount_1 >= 0 AND (amount_2 IS NULL OR amount_2 >= 0)"
+                        " AND (amount_3 IS NULL OR amount_3 >= 0)", name="amounts"),
+        CheckConstraint("(due_date_2 IS NULL) = (amount_2 IS NULL)"
+                        " AND (due_date_3 IS NULL) = (amount_3 IS NULL)", name="due_pairs"),
+        CheckConstraint("due_date_2 IS NULL OR due_date_2 > due_date_1", name="due_2_after_1"),
+        CheckConstraint("due_date_3 IS NULL OR (due_date_2 IS NOT NULL AND due_date_3 > due_date_2)",
+                        name="due_3_after_2"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    biller_id: Mapped[str] = mapped_column(String(4))
+    customer_id: Mapped[str] = mapped_column(String(19))
+    invoice_id: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(100), default="")
+    ticket_message: Mapped[str] = mapped_column(String(40), default="")
+    screen_message: Mapped[str] = mapped_column(String(15), default="")
+    origin: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(6), default="open")
+    due_date_1: Mapped[date] = mapped_column(Date)
+    amount_1: Mapped[Decimal] = mapped_column(Money)
+    due_date_2: Mapped[date | None] = mapped_column(Date)
+    amount_2: Mapped[Decimal | None] = mapped_column(Money)
+    due_date_3: Mapped[date | None] = mapped_column(Date)
+    amount_3: Mapped[Decimal | None] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("operation_id"),
+        UniqueConstraint("receipt_id"),
+        UniqueConstraint("applied_invoice_pk"),
+        CheckConstraint("amount >= 0", name="amount"),
+        CheckConstraint("currency IN ('ARS', 'USD')", name="currency"),
+        CheckConstraint("response_code BETWEEN 0 AND 6", name="response_code"),
+        CheckConstraint("(status = 'applied' AND applied_invoice_pk IS NOT NULL AND response_code = 0)"
+                        " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)",
+                        name="applied_iff_linked"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operation_id: Mapped[str] = mapped_column(String(36))
+    receipt_id: Mapped[str] = mapped_column(String(36))
+    biller_id: Mapped[str] = mapped_column(String(4))
+    customer_id: Mapped[str] = mapped_column(String(19))
+    invoice_id: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    channel: Mapped[str | None] = mapped_column(String(30))
+    query_id: Mapped[str | None] = mapped_column(String(36))
+    # 'applied' (paid the invoice) or 'observed' (kept for reconciliation)
+    status: Mapped[str] = mapped_column(String(8))
+    response_code: Mapped[int] = mapped_column(Integer)
+    applied_invoice_pk: Mapped[int | None] = mapped_column(ForeignKey("invoices.pk"))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class QueryRow(Base):
+    """Every debt query, so that PMC's billing (per query ending in a payment) can be checked."""
+
+    __tablename__ = "debt_queries"
+    __table_args__ = (UniqueConstraint("query_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[str] = mapped_column(String(36))
+    biller_id: Mapped[str] = mapped_column(String(4))
+    customer_id: Mapped[str] = mapped_column(String(19))
+    invoice_id: Mapped[str | None] = mapped_column(String(20))
+    response_code: Mapped[int] = mapped_column(Integer)
+    invoice_count: Mapped[int] = mapped_column(Integer)
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime)

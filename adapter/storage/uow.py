@@ -1,0 +1,180 @@
+"""Unit of work and repositories: the only code that speaks SQL.
+
+Repositories hand out domain objects (:mod:`adapter.domain.model`), never rows.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
+                                  PaymentNotice)
+from adapter.errors import StorageUnavailable
+from adapter.storage.orm import InvoiceRow, PaymentRow, QueryRow
+
+
+class Conflict(Exception):
+    """A unique or check constraint refused the transaction; retry it from the start."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _invoice_from_row(row: InvoiceRow) -> Invoice:
+    pairs = [(row.due_date_1, row.amount_1), (row.due_date_2, row.amount_2),
+             (row.due_date_3, row.amount_3)]
+    return Invoice(
+        biller_id=row.biller_id, customer_id=row.customer_id, invoice_id=row.invoice_id,
+        currency=Currency(row.currency),
+        due_dates=tuple(DueDate(on, amount) for on, amount in pairs if on is not None),
+        origin=Origin(row.origin), description=row.description,
+        ticket_message=row.ticket_message, screen_message=row.screen_message,
+        paid=row.status == "paid")
+
+
+def _write_invoice(row: InvoiceRow, invoice: Invoice) -> None:
+    row.biller_id = invoice.biller_id
+    row.customer_id = invoice.customer_id
+    row.invoice_id = invoice.invoice_id
+    row.currency = invoice.currency.value
+    row.origin = invoice.origin.value
+    row.description = invoice.description
+    row.ticket_message = invoice.ticket_message
+    row.screen_message = invoice.screen_message
+    row.status = "paid" if invoice.paid else "open"
+    padded = list(invoice.due_dates) + [None] * (3 - len(invoice.due_dates))
+    for position, due in enumerate(padded, start=1):
+        setattr(row, f"due_date_{position}", due.on if due else None)
+        setattr(row, f"amount_{position}", due.amount if due else None)
+    row.updated_at = _now()
+
+
+def _notice_from_row(row: PaymentRow) -> PaymentNotice:
+    return PaymentNotice(
+        biller_id=row.biller_id, operation_id=row.operation_id, customer_id=row.customer_id,
+        invoice_id=row.invoice_id, amount=row.amount, currency=Currency(row.currency),
+        paid_at=row.paid_at, channel=row.channel, query_id=row.query_id)
+
+
+class Invoices:
+    def __init__(self, session: Session):
+        self._session = session
+
+    def _row(self, biller_id: str, customer_id: str, invoice_id: str, *,
+             lock: bool = False) -> InvoiceRow | None:
+        stmt = select(InvoiceRow).where(
+            InvoiceRow.biller_id == biller_id, InvoiceRow.customer_id == customer_id,
+            InvoiceRow.invoice_id == invoice_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return self._session.scalars(stmt).one_or_none()
+
+    def get(self, biller_id: str, customer_id: str, invoice_id: str, *,
+            lock: bool = False) -> Invoice | None:
+        """One invoice; ``lock`` holds it until commit (PostgreSQL: row lock)."""
+        row = self._row(biller_id, customer_id, invoice_id, lock=lock)
+        return None if row is None else _invoice_from_row(row)
+
+    def of_customer(self, biller_id: str, customer_id: str) -> list[Invoice]:
+        stmt = (select(InvoiceRow)
+                .where(InvoiceRow.biller_id == biller_id, InvoiceRow.customer_id == customer_id)
+                .order_by(InvoiceRow.pk))
+        return [_invoice_from_row(row) for row in self._session.scalars(stmt)]
+
+    def save(self, invoice: Invoice) -> None:
+        """Insert the invoice, or overwrite the stored one with the same identity."""
+        row = self._row(invoice.biller_id, invoice.customer_id, invoice.invoice_id)
+        if row is None:
+            row = InvoiceRow(created_at=_now())
+            self._session.add(row)
+        _write_invoice(row, invoice)
+
+    def pk_of(self, invoice: Invoice) -> int:
+        row = self._row(invoice.biller_id, invoice.customer_id, invoice.invoice_id)
+        if row is None:
+            raise LookupError(f"invoice {invoice.invoice_id} is not stored")
+        return row.pk
+
+
+class Payments:
+    def __init__(self, session: Session, invoices: Invoices):
+        self._session = session
+        self._invoices = invoices
+
+    def by_operation(self, operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
+        """The stored notice with this operation ID, its outcome and receipt."""
+        row = self._session.scalars(
+            select(PaymentRow).where(PaymentRow.operation_id == operation_id)).one_or_none()
+        if row is None:
+            return None
+        return _notice_from_row(row), Outcome(row.response_code), row.receipt_id
+
+    def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
+            applied_to: Invoice | None) -> None:
+        self._session.add(PaymentRow(
+            operation_id=notice.operation_id, receipt_id=receipt_id,
+            biller_id=notice.biller_id, customer_id=notice.customer_id,
+            invoice_id=notice.invoice_id, amount=notice.amount,
+            currency=notice.currency.value, paid_at=notice.paid_at,
+            channel=notice.channel, query_id=notice.query_id,
+            status="applied" if applied_to is not None else "observed",
+            response_code=int(outcome),
+            applied_invoice_pk=None if applied_to is None else self._invoices.pk_of(applied_to),
+            received_at=_now()))
+
+
+class Queries:
+    def __init__(self, session: Session):
+        self._session = session
+
+    def add(self, query_id: str, biller_id: str, customer_id: str, invoice_id: str | None,
+            outcome: Outcome, invoice_count: int) -> None:
+        self._session.add(QueryRow(
+            query_id=query_id, biller_id=biller_id, customer_id=customer_id,
+            invoice_id=invoice_id, response_code=int(outcome),
+            invoice_count=invoice_count, asked_at=_now()))
+
+
+class UnitOfWork:
+    """``with uow: ...; uow.commit()`` — one transaction; rolled back unless committed."""
+
+    def __init__(self, session_factory: sessionmaker):
+        self._session_factory = session_factory
+        self._session: Session | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self._session_factory()
+        self.invoices = Invoices(self._session)
+        self.payments = Payments(self._session, self.invoices)
+        self.queries = Queries(self._session)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self._session.rollback()
+        finally:
+            self._session.close()
+            self._session = None
+        if isinstance(exc, IntegrityError):
+            raise Conflict(str(exc.orig)) from exc
+        if isinstance(exc, OperationalError):
+            raise StorageUnavailable(f"database error: {exc.orig}") from exc
+        return False
+
+    def commit(self) -> None:
+        self._session.commit()
+
+
+class Storage:
+    """What the service layer needs from the database: units of work."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._session_factory = sessionmaker(engine, expire_on_commit=False)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self._session_factory)
