@@ -73,10 +73,24 @@ def _depth(element: etree._Element) -> int:
     return deepest
 
 
+def _path(element: etree._Element) -> str:
+    """``/InformarPago/importe``: local names, as a reader of the contract names them."""
+    names = []
+    while element is not None:
+        names.append(etree.QName(element).localname)
+        element = element.getparent()
+    return "/" + "/".join(reversed(names))
+
+
 def _first_error(schema: xmlschema.XMLSchema, element: etree._Element) -> str | None:
+    """The first schema violation in ``element``, with its place and offending value."""
     for error in schema.iter_errors(element):
-        where = error.path or element.tag
-        return f"{where}: {error.reason}"
+        offending = error.elem if isinstance(error.elem, etree._Element) else element
+        message = f"{_path(offending)}: {error.reason}"
+        value = (offending.text or "").strip()
+        if value and len(offending) == 0:
+            message += f" (got {value[:40]!r}{'...' if len(value) > 40 else ''})"
+        return message
     return None
 
 

@@ -1,0 +1,277 @@
+"""Fixtures: real servers (``pmc-adapter serve`` = gunicorn) on loopback, real databases.
+
+Every end-to-end test runs once per database: SQLite (always) and PostgreSQL
+(``PMC_ADAPTER_TEST_POSTGRES_URL``, default the local ``test`` database; each
+session works in a database of its own, created and dropped here). Where
+PostgreSQL does not answer, its tests are skipped with the reason -- unless
+``PMC_ADAPTER_TEST_REQUIRE_POSTGRES=1`` (as in CI), where they fail.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import requests
+import xmlschema
+from lxml import etree
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from adapter.domain.model import BUSINESS_TZ
+from adapter.soap import contract
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+TNS = "urn:pmc-adapter:empresa:v1"
+SERVED_BILLERS = ("1234", "5678")
+POSTGRES_URL = os.environ.get("PMC_ADAPTER_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("PMC_ADAPTER_TEST_REQUIRE_POSTGRES") == "1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def today() -> date:
+    """Today in Buenos Aires, as the server sees it."""
+    return datetime.now(BUSINESS_TZ).date()
+
+
+def unique(prefix: str) -> str:
+    """A fresh identifier, so that tests sharing a server never see each other's data."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+# -- databases ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    try:
+        engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {error.__class__.__name__}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " (PMC_ADAPTER_TEST_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    name = f"pmc_adapter_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'adapter.sqlite3'}"
+    return request.getfixturevalue("postgres_server_url")
+
+
+@dataclass
+class Database:
+    url: str
+
+    def __post_init__(self):
+        self.engine = create_engine(self.url)
+
+    def count(self, table: str, **where) -> int:
+        clause = " AND ".join(f"{column} = :{column}" for column in where) or "1 = 1"
+        with self.engine.connect() as connection:
+            return connection.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {clause}"), where).scalar_one()
+
+    def counts(self) -> dict[str, int]:
+        return {table: self.count(table) for table in ("invoices", "payments", "debt_queries")}
+
+    def rows(self, sql, **params) -> list:
+        """Rows of raw SQL, or of a ``select()`` of ORM columns (typed: Decimal money)."""
+        statement = text(sql) if isinstance(sql, str) else sql
+        with self.engine.connect() as connection:
+            return connection.execute(statement, params).all()
+
+
+# -- servers --------------------------------------------------------------------
+
+@dataclass
+class Server:
+    base_url: str
+    database: Database
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def soap_url(self) -> str:
+        return self.base_url + "/soap"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None and requests.get(
+            self.base_url + "/health", timeout=5).status_code == 200
+
+
+def start_server(database_url: str, workdir: Path, **env) -> Server:
+    port = free_port()
+    log_path = workdir / f"server-{port}.log"
+    environment = {**os.environ, "PMC_ADAPTER_DATABASE_URL": database_url,
+                   "PMC_ADAPTER_EMPRESAS": ",".join(SERVED_BILLERS),
+                   "PMC_ADAPTER_WORKERS": "3", **env}
+    command = [str(Path(sys.executable).with_name("pmc-adapter")), "serve",
+               "--bind", f"127.0.0.1:{port}"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=workdir, env=environment)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if requests.get(base_url + "/health", timeout=2).status_code == 200:
+                return Server(base_url, Database(database_url), process, log_path)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    server.database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def server(database_url, tmp_path_factory):
+    running = start_server(database_url, tmp_path_factory.mktemp("server"))
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def db(server) -> Database:
+    return server.database
+
+
+# -- SOAP clients -----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def client(server):
+    """A zeep client built only from the server's /soap?wsdl, as any consumer would."""
+    import zeep
+    return zeep.Client(server.soap_url + "?wsdl")
+
+
+@pytest.fixture(scope="session")
+def schema() -> xmlschema.XMLSchema:
+    return xmlschema.XMLSchema(str(contract.xsd_path()))
+
+
+@dataclass
+class SoapReply:
+    status: int
+    envelope: etree._Element
+
+    @property
+    def entry(self) -> etree._Element:
+        return self.envelope.find(f"{{{SOAP_ENV}}}Body")[0]
+
+    @property
+    def is_fault(self) -> bool:
+        return self.entry.tag == f"{{{SOAP_ENV}}}Fault"
+
+    @property
+    def fault_code(self) -> str:
+        return self.entry.findtext("faultcode")
+
+    @property
+    def fault_string(self) -> str:
+        return self.entry.findtext("faultstring")
+
+    def field(self, name: str) -> str | None:
+        return self.entry.findtext(f"{{{TNS}}}{name}")
+
+
+class RawSoap:
+    """Posts hand-built envelopes; checks every answer against the bundled XSD."""
+
+    def __init__(self, url: str, schema: xmlschema.XMLSchema):
+        self.url, self.schema = url, schema
+
+    def post(self, payload: bytes | str, soap_action: str | None = None,
+             content_type: str = "text/xml; charset=utf-8") -> SoapReply:
+        headers = {"Content-Type": content_type}
+        if soap_action is not None:
+            headers["SOAPAction"] = f'"{soap_action}"'
+        if isinstance(payload, str):
+            payload = payload.encode()
+        response = requests.post(self.url, data=payload, headers=headers, timeout=60)
+        reply = SoapReply(response.status_code, etree.fromstring(response.content))
+        if reply.is_fault:
+            assert response.status_code == 500, "SOAP 1.1 faults travel with HTTP 500"
+            self.schema.validate(reply.entry.find(f"detail/{{{TNS}}}falla"))
+        else:
+            assert response.status_code == 200
+            self.schema.validate(reply.entry)
+        return reply
+
+    def call(self, operation: str, fields: list[tuple[str, object]]) -> SoapReply:
+        return self.post(envelope(operation, fields), soap_action=operation)
+
+
+def envelope(operation: str, fields: list[tuple[str, object]]) -> bytes:
+    """A request envelope; a field's value may be a nested list of (name, value)."""
+    def fill(parent, items):
+        for name, value in items:
+            child = etree.SubElement(parent, f"{{{TNS}}}{name}")
+            if isinstance(value, list):
+                fill(child, value)
+            else:
+                child.text = str(value)
+
+    root = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "p": TNS})
+    body = etree.SubElement(root, f"{{{SOAP_ENV}}}Body")
+    fill(etree.SubElement(body, f"{{{TNS}}}{operation}"), fields)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.fixture
+def soap(server, schema) -> RawSoap:
+    return RawSoap(server.soap_url, schema)
+
+
+@pytest.fixture
+def billing_base(server):
+    """Puts invoices in the billing base (origin BASE), as a FAC upload would."""
+    from adapter.storage.db import make_engine
+    from adapter.storage.uow import Storage
+
+    storage = Storage(make_engine(server.database.url))
+
+    def add(invoice):
+        with storage.unit_of_work() as uow:
+            uow.invoices.save(invoice)
+            uow.commit()
+        return invoice
+
+    yield add
+    storage.engine.dispose()

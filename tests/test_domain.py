@@ -1,0 +1,96 @@
+"""The business rules, without a server or a database."""
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
+                                  business_day, judge_debt, judge_payment, money)
+from adapter.errors import InvalidInvoice
+
+D1, D2, D3 = date(2026, 3, 10), date(2026, 3, 20), date(2026, 3, 31)
+
+
+def invoice(*due, paid=False, invoice_id="F1", currency=Currency.ARS):
+    return Invoice("1234", "C1", invoice_id, currency,
+                   tuple(DueDate(on, Decimal(amount)) for on, amount in due),
+                   Origin.BILLING_BASE, paid=paid)
+
+
+def notice(amount, paid_at, currency=Currency.ARS, operation_id="OP1"):
+    return PaymentNotice("1234", operation_id, "C1", "F1", Decimal(amount), currency, paid_at)
+
+
+def ba(day: date, hour: int = 12) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone(timedelta(hours=-3)))
+
+
+def test_amount_due_is_that_of_the_first_due_date_not_yet_passed():
+    three = invoice((D1, "100"), (D2, "110"), (D3, "125.50"))
+    assert three.amount_due_on(D1 - timedelta(days=30)) == Decimal("100.00")
+    assert three.amount_due_on(D1) == Decimal("100.00")  # the due date itself still counts
+    assert three.amount_due_on(D1 + timedelta(days=1)) == Decimal("110.00")
+    assert three.amount_due_on(D3) == Decimal("125.50")
+    assert three.amount_due_on(D3 + timedelta(days=1)) is None
+    assert three.is_expired_on(D3 + timedelta(days=1)) and not three.is_expired_on(D3)
+
+
+@pytest.mark.parametrize("due", [(), ((D1, "1"), (D2, "2"), (D3, "3"), (D3 + timedelta(1), "4")),
+                                 ((D2, "1"), (D1, "2")), ((D1, "1"), (D1, "2")),
+                                 ((D1, "-1"),)])
+def test_invoices_need_one_to_three_ascending_non_negative_due_dates(due):
+    with pytest.raises(InvalidInvoice):
+        invoice(*due)
+
+
+def test_money_keeps_cents_and_refuses_fractions_of_a_cent():
+    assert money("10.5") == Decimal("10.50") and str(money(7)) == "7.00"
+    with pytest.raises(ValueError):
+        money("0.001")
+
+
+def test_business_day_is_buenos_aires_civil_day():
+    late_evening_in_ba = datetime(2026, 3, 11, 1, 30, tzinfo=timezone.utc)
+    assert business_day(late_evening_in_ba) == date(2026, 3, 10)
+    with pytest.raises(ValueError):
+        business_day(datetime(2026, 3, 11))
+
+
+def test_a_payment_matching_the_amount_due_that_day_pays_the_invoice():
+    two = invoice((D1, "100"), (D2, "110"))
+    assert judge_payment(notice("100", ba(D1)), two) is Outcome.OK
+    assert judge_payment(notice("110", ba(D1 + timedelta(1))), two) is Outcome.OK
+    # 22:30 in Buenos Aires on the due date is 01:30 UTC the day after: still on time
+    assert judge_payment(notice("100", datetime(2026, 3, 11, 1, 30, tzinfo=timezone.utc)),
+                         two) is Outcome.OK
+
+
+def test_payments_that_do_not_match_are_judged_not_dropped():
+    two = invoice((D1, "100"), (D2, "110"))
+    assert judge_payment(notice("100", ba(D1)), None) is Outcome.INVOICE_UNKNOWN
+    assert judge_payment(notice("100", ba(D1)), invoice((D1, "100"), paid=True)) \
+        is Outcome.ALREADY_PAID
+    assert judge_payment(notice("110", ba(D2 + timedelta(1))), two) is Outcome.EXPIRED
+    assert judge_payment(notice("110", ba(D1)), two) is Outcome.AMOUNT_MISMATCH
+    assert judge_payment(notice("100", ba(D1), Currency.USD), two) is Outcome.AMOUNT_MISMATCH
+
+
+def test_debt_distinguishes_unknown_client_nothing_owed_and_open_invoices():
+    paid = invoice((D1, "50"), paid=True, invoice_id="PAID")
+    expired = invoice((D1 - timedelta(1), "60"), invoice_id="OLD")
+    open_one = invoice((D2, "70"), invoice_id="OPEN")
+    assert judge_debt([], D1) == (Outcome.CUSTOMER_UNKNOWN, ())
+    assert judge_debt([paid, expired], D1) == (Outcome.NOTHING_OWED, ())
+    outcome, items = judge_debt([paid, expired, open_one], D1)
+    assert outcome is Outcome.OK and [i.invoice.invoice_id for i in items] == ["OPEN"]
+    assert items[0].amount_due == Decimal("70.00")
+    assert judge_debt([open_one], D1, "NOPE") == (Outcome.INVOICE_UNKNOWN, ())
+    assert judge_debt([paid, open_one], D1, "PAID") == (Outcome.NOTHING_OWED, ())
+
+
+def test_a_replay_is_the_same_notice_at_the_same_instant():
+    first = notice("100", ba(D1))
+    utc_spelling = notice("100.00", ba(D1).astimezone(timezone.utc))
+    assert first.same_as(utc_spelling)
+    assert not first.same_as(notice("100.01", ba(D1)))
+    assert not first.same_as(notice("100", ba(D1, hour=13)))
