@@ -175,15 +175,34 @@ def db(server) -> Database:
 # -- SOAP clients -----------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def client(server):
-    """A zeep client built only from the server's /soap?wsdl, as any consumer would."""
-    import zeep
-    return zeep.Client(server.soap_url + "?wsdl")
+def schema() -> xmlschema.XMLSchema:
+    """The bundled XSD, compiled by the tests themselves."""
+    return xmlschema.XMLSchema(str(contract.xsd_path()))
 
 
 @pytest.fixture(scope="session")
-def schema() -> xmlschema.XMLSchema:
-    return xmlschema.XMLSchema(str(contract.xsd_path()))
+def client(server, schema):
+    """A zeep client built only from the server's /soap?wsdl, as any consumer would.
+
+    Every message it sends and receives is checked against the bundled XSD.
+    """
+    import zeep
+    from zeep import Plugin
+
+    class ContractCheck(Plugin):
+        def egress(self, envelope, http_headers, operation, binding_options):
+            schema.validate(envelope.find(f"{{{SOAP_ENV}}}Body")[0])
+            return envelope, http_headers
+
+        def ingress(self, envelope, http_headers, operation):
+            entry = envelope.find(f"{{{SOAP_ENV}}}Body")[0]
+            if entry.tag == f"{{{SOAP_ENV}}}Fault":
+                schema.validate(entry.find(f"detail/{{{TNS}}}falla"))
+            else:
+                schema.validate(entry)
+            return envelope, http_headers
+
+    return zeep.Client(server.soap_url + "?wsdl", plugins=[ContractCheck()])
 
 
 @dataclass
@@ -201,7 +220,10 @@ class SoapReply:
 
     @property
     def fault_code(self) -> str:
-        return self.entry.findtext("faultcode")
+        """``soap:Client.X`` whatever prefix the server chose for the envelope namespace."""
+        prefix, _, code = self.entry.findtext("faultcode").partition(":")
+        assert self.entry.nsmap[prefix] == SOAP_ENV, "faultcode must be a SOAP-ENV QName"
+        return f"soap:{code}"
 
     @property
     def fault_string(self) -> str:

@@ -1,0 +1,122 @@
+"""The published contract: bundled files, what the server serves, and spyne's agreement with it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+import xmlschema
+from lxml import etree
+from spyne.interface.wsdl import Wsdl11
+
+from adapter.soap import contract
+from adapter.soap.service import spyne_application
+
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+XSD = "http://www.w3.org/2001/XMLSchema"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spyne_wsdl() -> etree._Element:
+    document = Wsdl11(spyne_application(billing=None).interface)
+    document.build_interface_document("http://localhost/soap")
+    return etree.fromstring(document.get_interface_document())
+
+
+def shape(element) -> tuple:
+    """What a message element means on the wire, whatever its types are named:
+    name, occurrences, and for simple content the primitive type and every facet."""
+    kind = element.type
+    if kind.is_simple():
+        facets = tuple(sorted((etree.QName(name).localname, str(getattr(facet, "value", "")))
+                              for name, facet in kind.facets.items() if name is not None))
+        content = ("simple", kind.primitive_type.local_name, facets,
+                   tuple(kind.patterns.regexps) if kind.patterns else (),
+                   tuple(kind.enumeration or ()))
+    else:
+        content = ("complex", tuple(shape(child) for child in kind.content.iter_elements()))
+    return element.local_name, element.min_occurs, element.max_occurs, content
+
+
+def test_spyne_and_the_bundled_contract_have_the_same_operations_and_messages():
+    spyne = spyne_wsdl()
+    ns = {"w": WSDL}
+    spyne_ops = {op.get("name"): (op.find("w:input", ns).get("message").split(":")[1],
+                                  op.find("w:output", ns).get("message").split(":")[1])
+                 for op in spyne.iterfind("w:portType/w:operation", ns)}
+    spyne_elements = {m.get("name"): m.find("w:part", ns).get("element").split(":")[1]
+                      for m in spyne.iterfind("w:message", ns)}
+    spyne_view = {name: (spyne_elements[request], spyne_elements[response])
+                  for name, (request, response) in spyne_ops.items()}
+    bundled_view = {op.name: (etree.QName(op.request).localname,
+                              etree.QName(op.response).localname)
+                    for op in contract.operations().values()}
+    assert spyne_view == bundled_view == {
+        "ConsultarDeuda": ("ConsultarDeuda", "ConsultarDeudaResponse"),
+        "InformarPago": ("InformarPago", "InformarPagoResponse"),
+        "AltaFactura": ("AltaFactura", "AltaFacturaResponse"),
+    }
+    spyne_actions = {op.get("name"): op.find(f"{{{contract.WSDL_SOAP_NS}}}operation")
+                     .get("soapAction") for op in spyne.iterfind("w:binding/w:operation", ns)}
+    assert spyne_actions == {op.name: op.soap_action for op in contract.operations().values()}
+
+
+def test_spyne_messages_have_exactly_the_bundled_structure_and_facets():
+    (spyne_schema_element,) = spyne_wsdl().iterfind(f"{{{WSDL}}}types/{{{XSD}}}schema")
+    spyne_schema = xmlschema.XMLSchema(etree.tostring(spyne_schema_element).decode())
+    bundled = contract.schema()
+    for op in contract.operations().values():
+        for message in (op.request, op.response):
+            assert shape(spyne_schema.elements[etree.QName(message).localname]) == \
+                shape(bundled.elements[etree.QName(message).localname]), message
+
+
+def test_shape_comparison_notices_a_difference():
+    # The agreement test above is only worth something if a drift would show.
+    bundled = contract.schema()
+    changed = xmlschema.XMLSchema(contract.xsd_path().read_text().replace(
+        '<xs:maxLength value="19"/>', '<xs:maxLength value="18"/>'))
+    assert shape(changed.elements["ConsultarDeuda"]) != shape(bundled.elements["ConsultarDeuda"])
+
+
+def test_served_wsdl_is_the_bundled_one_with_only_the_address_adjusted(server):
+    response = requests.get(server.soap_url + "?wsdl", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/xml")
+    served = etree.fromstring(response.content)
+    address = served.find(f".//{{{contract.WSDL_SOAP_NS}}}address")
+    assert address.get("location") == server.soap_url
+    bundled = etree.parse(str(contract.wsdl_path())).getroot()
+    address.set("location", bundled.find(f".//{{{contract.WSDL_SOAP_NS}}}address").get("location"))
+    assert etree.tostring(served, method="c14n") == etree.tostring(bundled, method="c14n")
+
+
+def test_served_schema_is_the_bundled_file(server):
+    response = requests.get(server.base_url + "/xsd/pmc-adapter.xsd", timeout=10)
+    assert response.content == contract.xsd_path().read_bytes()
+    # and the WSDL's relative import resolves to it over HTTP
+    assert requests.get(server.base_url + "/wsdl/pmc-adapter.wsdl", timeout=10).status_code == 200
+
+
+def test_the_bundled_wsdl_loads_from_disk_in_zeep():
+    import zeep
+    client = zeep.Client(str(contract.wsdl_path()))
+    assert {op for op in client.service._binding._operations} == {
+        "ConsultarDeuda", "InformarPago", "AltaFactura"}
+
+
+def test_a_non_editable_install_finds_the_bundled_contract(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(REPO)],
+                   check=True, cwd=tmp_path, timeout=300)
+    probe = ("from adapter.soap import contract; "
+             "print(contract.wsdl_path()); print(contract.xsd_path()); "
+             "print(sorted(op.name for op in contract.operations().values())); "
+             "contract.schema()")
+    environment = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=tmp_path, env=environment, timeout=120, check=True)
+    wsdl_line, xsd_line, ops_line = result.stdout.splitlines()
+    assert wsdl_line == str(target / "adapter" / "wsdl" / "pmc-adapter.wsdl")
+    assert xsd_line == str(target / "adapter" / "xsd" / "pmc-adapter.xsd")
+    assert ops_line == "['AltaFactura', 'ConsultarDeuda', 'InformarPago']"
