@@ -17,9 +17,8 @@ log = logging.getLogger("adapter")
 
 
 def _serve(settings: Settings) -> int:
-    from gunicorn.app.base import BaseApplication
-
     from adapter.app import make_wsgi_app
+    from adapter.gunicorn_app import serve_wsgi
 
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
@@ -27,24 +26,8 @@ def _serve(settings: Settings) -> int:
     if not settings.empresas:
         log.warning("PMC_ADAPTER_EMPRESAS is not set: serving every biller number")
 
-    class _Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", [settings.bind])
-            self.cfg.set("workers", settings.workers)
-            self.cfg.set("worker_class", "sync")
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 20)
-            self.cfg.set("loglevel", settings.log_level)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("proc_name", "pmc-adapter")
-            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
-                # one control socket per user would clash between instances
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self):
-            return make_wsgi_app(settings)
-
-    _Server().run()
+    serve_wsgi(lambda: make_wsgi_app(settings), bind=settings.bind, workers=settings.workers,
+               log_level=settings.log_level)
     return 0
 
 

@@ -63,7 +63,7 @@ def schema() -> xmlschema.XMLSchema:
 
 @functools.cache
 def wsdl_document() -> etree._ElementTree:
-    return etree.parse(str(wsdl_path()), etree.XMLParser(resolve_entities=False, no_network=True))
+    return etree.parse(str(wsdl_path()), secure_parser())
 
 
 @functools.cache
@@ -96,10 +96,17 @@ def operations() -> dict[str, Operation]:
     return found
 
 
+def secure_parser() -> etree.XMLParser:
+    """For XML from the network: no DTD loading, no entity expansion, no network
+    access, and libxml2's own size and depth limits kept (huge_tree=False)."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           dtd_validation=False, huge_tree=False, collect_ids=False)
+
+
 @functools.lru_cache(maxsize=32)
-def wsdl_for(address: str) -> bytes:
-    """The bundled WSDL with only its endpoint address set to ``address``."""
-    document = etree.parse(str(wsdl_path()), etree.XMLParser(resolve_entities=False, no_network=True))
+def wsdl_for(address: str, path: Path | None = None) -> bytes:
+    """A bundled WSDL (ours by default) with only its endpoint address set to ``address``."""
+    document = etree.parse(str(path or wsdl_path()), secure_parser())
     for location in document.getroot().iterfind(f".//{{{WSDL_SOAP_NS}}}address"):
         location.set("location", address)
     return etree.tostring(document, xml_declaration=True, encoding="UTF-8")

@@ -39,14 +39,6 @@ XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 READ_CHUNK = 64 * 1024
 
 
-def _secure_parser() -> etree.XMLParser:
-    # No DTD loading, no entity expansion, no network, libxml2's own size and
-    # depth limits kept (huge_tree=False).
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False, collect_ids=False,
-                           remove_blank_text=False)
-
-
 @dataclass
 class _Reply:
     status: str
@@ -199,7 +191,7 @@ class Gateway:
         if not body.strip():
             raise MalformedXml("empty request: a SOAP envelope was expected")
         try:
-            document = etree.parse(io.BytesIO(body), _secure_parser())
+            document = etree.parse(io.BytesIO(body), contract.secure_parser())
         except etree.XMLSyntaxError as error:
             if "depth" in str(error).lower():
                 raise DocumentTooDeep(f"document nests deeper than allowed: {error}") from None
@@ -291,7 +283,7 @@ class Gateway:
     def _check_response(self, payload: bytes, operation: Operation) -> None:
         """Raise InvalidResponse unless ``payload`` is what the contract promises."""
         try:
-            envelope = etree.fromstring(payload, _secure_parser())
+            envelope = etree.fromstring(payload, contract.secure_parser())
             entries = [child for child in envelope.find(f"{{{SOAP_ENV_NS}}}Body")
                        if isinstance(child.tag, str)]
             (entry,) = entries
