@@ -1,19 +1,59 @@
-"""Composition root: wires settings, storage, use cases and the SOAP gateway."""
+"""Composition root: wires settings, storage, ERP connectors, use cases and the SOAP gateway."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from spyne.server.wsgi import WsgiApplication
 
 from adapter.config import Settings, load_settings
+from adapter.erp.connector import ErpDirectory
 from adapter.service.billing import BillingService
+from adapter.service.forwarding import Forwarder
 from adapter.soap.gateway import Gateway
 from adapter.soap.service import spyne_application
 from adapter.storage.db import make_engine, ping
 from adapter.storage.uow import Storage
 
 
-def make_wsgi_app(settings: Settings | None = None) -> Gateway:
+def erp_configured(settings: Settings) -> bool:
+    return bool(settings.erp_wsdl) or any(
+        section.get("erp_wsdl") for section in settings.billers.values())
+
+
+def forward_lease(settings: Settings) -> float:
+    """Long enough that a delivery in flight always ends (by its timeout) before it expires."""
+    timeouts = [settings.erp_options(biller)["erp_timeout"]
+                for biller in set(settings.billers) | {""}]
+    return max(30.0, 3 * max(timeouts) + 10)
+
+
+@dataclass
+class Components:
+    storage: Storage
+    erps: ErpDirectory
+    forwarder: Forwarder | None
+    billing: BillingService
+
+
+def build(settings: Settings) -> Components:
+    storage = Storage(make_engine(settings.database_url))
+    erps = ErpDirectory(settings)
+    forwarder = None
+    if erp_configured(settings):
+        forwarder = Forwarder(storage, erps, lease=forward_lease(settings),
+                              retry_base=settings.forward_retry_base,
+                              retry_max=settings.forward_retry_max)
+    billing = BillingService(storage, erps,
+                             on_payment_stored=forwarder.wake if forwarder else lambda: None)
+    return Components(storage, erps, forwarder, billing)
+
+
+def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) -> Gateway:
+    """The service's WSGI app; with ``forward``, this process also forwards payments."""
     settings = settings or load_settings()
-    engine = make_engine(settings.database_url)
-    storage = Storage(engine)
-    spyne_app = spyne_application(BillingService(storage))
-    return Gateway(WsgiApplication(spyne_app), settings, health_check=lambda: ping(engine))
+    parts = build(settings)
+    if forward and parts.forwarder is not None:
+        parts.forwarder.start(settings.forward_poll)
+    engine = parts.storage.engine
+    return Gateway(WsgiApplication(spyne_application(parts.billing)), settings,
+                   health_check=lambda: ping(engine))

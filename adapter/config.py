@@ -15,8 +15,17 @@ Config file example::
     max_request_bytes = 1048576
     max_xml_depth = 64
 
-    [empresas.1234]          # per-biller settings (used by later features)
+    # the ERP of every biller served (optional; none = billing base only)
+    erp_wsdl = "http://erp.internal:8090/erp?wsdl"
+    erp_timeout = 3.0
+
+    [empresas.1234]          # per-biller settings override the ERP ones above
     name = "Aguas del Sur"
+    erp_wsdl = "/etc/pmc-adapter/aguas-erp.wsdl"
+    erp_connector = "mycompany.erp:SapConnector"   # module:Class, see adapter/erp/connector.py
+    erp_auth = "wsse"                              # or "basic"
+    erp_username = "pmc"
+    erp_password = "secret"
 """
 from __future__ import annotations
 
@@ -32,6 +41,9 @@ from adapter.errors import ConfigurationError
 ENV_PREFIX = "PMC_ADAPTER_"
 DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
 BILLER_ID = re.compile(r"[0-9]{4}")
+ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
+            "erp_password")
+FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max")
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,28 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_xml_depth: int = 64
     log_level: str = "info"
+    # The legacy ERP (none configured = billing base only).
+    erp_wsdl: str | None = None
+    erp_timeout: float = 3.0
+    erp_connector: str = "adapter.erp.legacy:LegacyErp"
+    erp_auth: str | None = None  # "wsse" (UsernameToken) or "basic"
+    erp_username: str | None = None
+    erp_password: str | None = None
+    # Forwarding payments to the ERP: poll interval and retry backoff (seconds).
+    forward_poll: float = 2.0
+    forward_retry_base: float = 2.0
+    forward_retry_max: float = 300.0
     billers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def serves(self, biller_id: str) -> bool:
         return not self.empresas or biller_id in self.empresas
+
+    def erp_options(self, biller_id: str) -> dict[str, Any]:
+        """The ERP settings of one biller: its [empresas.NNNN] section over the global ones."""
+        section = self.billers.get(biller_id, {})
+        options = {name: section.get(name, getattr(self, name)) for name in ERP_KEYS}
+        options["erp_timeout"] = _positive_float("erp_timeout", options["erp_timeout"])
+        return options
 
 
 def _split_list(value: str | list) -> list[str]:
@@ -61,6 +91,16 @@ def _positive_int(name: str, value: Any) -> int:
         number = int(value)
     except (TypeError, ValueError):
         raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {number}")
+    return number
+
+
+def _positive_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
     if number <= 0:
         raise ConfigurationError(f"{name} must be positive, got {number}")
     return number
@@ -83,8 +123,9 @@ def load_settings(config_file: str | os.PathLike | None = None,
         raw.update(document.get("adapter", {}))
         billers = {str(key): value for key, value in document.get("empresas", {}).items()}
 
-    for name in ("database_url", "bind", "workers", "empresas",
-                 "max_request_bytes", "max_xml_depth", "log_level"):
+    for name in Settings.__dataclass_fields__:
+        if name == "billers":
+            continue
         value = environ.get(ENV_PREFIX + name.upper())
         if value not in (None, ""):
             raw[name] = value
@@ -108,5 +149,9 @@ def load_settings(config_file: str | os.PathLike | None = None,
         max_xml_depth=_positive_int(
             "max_xml_depth", raw.get("max_xml_depth", Settings.max_xml_depth)),
         log_level=str(raw.get("log_level", Settings.log_level)),
+        **{name: raw.get(name, getattr(Settings, name))
+           for name in ERP_KEYS if name not in FLOAT_KEYS},
+        **{name: _positive_float(name, raw.get(name, getattr(Settings, name)))
+           for name in FLOAT_KEYS},
         billers=billers,
     )

@@ -89,3 +89,15 @@ class StorageUnavailable(ServerError):
 
 class ConfigurationError(AdapterError):
     """The adapter cannot start with the configuration it was given."""
+
+
+class ErpError(AdapterError):
+    """Talking to the biller's ERP failed."""
+
+
+class ErpUnavailable(ErpError):
+    """The ERP did not answer in time, could not be reached, or faulted: try again later."""
+
+
+class ErpRejected(ErpError):
+    """The ERP answered, and refused: retrying will not help."""

@@ -297,3 +297,76 @@ def billing_base(server):
 
     yield add
     storage.engine.dispose()
+
+
+# -- the bundled legacy ERP ---------------------------------------------------------
+
+ERP_CSV_HEADER = ("cliente,factura,moneda,vencimiento1,importe1,vencimiento2,importe2,"
+                  "vencimiento3,importe3")
+
+
+def wait_until(condition, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class ErpSim:
+    """`pmc-adapter erp-sim` in a subprocess, stoppable and restartable on its port."""
+
+    def __init__(self, workdir: Path, rows: list[str]):
+        self.workdir = workdir
+        self.csv = workdir / "erp-invoices.csv"
+        self.csv.write_text("\n".join([ERP_CSV_HEADER, *rows]) + "\n")
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def wsdl_url(self) -> str:
+        return self.base_url + "/erp?wsdl"
+
+    def start(self, *extra: str) -> "ErpSim":
+        command = [str(Path(sys.executable).with_name("pmc-adapter")), "erp-sim",
+                   "--bind", f"127.0.0.1:{self.port}", "--invoices", str(self.csv),
+                   "--state", str(self.workdir / "erp-state.json"), *extra]
+        with open(self.workdir / "erp.log", "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._healthy, timeout=30, what="the ERP simulator to start")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError((self.workdir / "erp.log").read_text())
+        try:
+            return requests.get(self.base_url + "/health", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def state(self) -> dict:
+        return requests.get(self.base_url + "/_sim/state", timeout=10).json()
+
+    def payment(self, operation_id: str) -> dict | None:
+        return self.state()["payments"].get(operation_id)
+
+    def configure(self, latency_ms: int = 0, fail_rate: float = 0.0) -> None:
+        requests.post(self.base_url + "/_sim/config", timeout=10,
+                      json={"latency_ms": latency_ms, "fail_rate": fail_rate}).raise_for_status()
+
+
+def erp_env(erp: ErpSim) -> dict:
+    """Settings of an adapter talking to ``erp``: 1 s timeout, quick retries for tests."""
+    return {"PMC_ADAPTER_ERP_WSDL": erp.wsdl_url, "PMC_ADAPTER_ERP_TIMEOUT": "1",
+            "PMC_ADAPTER_FORWARD_POLL": "0.2", "PMC_ADAPTER_FORWARD_RETRY_BASE": "0.2",
+            "PMC_ADAPTER_FORWARD_RETRY_MAX": "1"}

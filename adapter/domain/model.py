@@ -172,10 +172,29 @@ class DebtAnswer:
     open_invoices: tuple[OpenInvoice, ...] = field(default=())
 
 
-def judge_debt(invoices: list[Invoice], day: date,
-               invoice_id: str | None = None) -> tuple[Outcome, tuple[OpenInvoice, ...]]:
-    """What a client owes on ``day``, from all the invoices known for them."""
-    if not invoices:
+def merge_invoices(stored: list[Invoice], from_erp: list[Invoice]) -> list[Invoice]:
+    """A client's invoices from both places, one per invoice ID.
+
+    An invoice in both is the ERP's (the current truth) -- except that a
+    payment this adapter already applied keeps it paid, even while the ERP
+    has not been told yet.
+    """
+    paid_here = {inv.invoice_id for inv in stored if inv.paid}
+    erp_ids = {inv.invoice_id for inv in from_erp}
+    merged = [inv for inv in stored if inv.invoice_id not in erp_ids]
+    merged += [replace(inv, paid=True) if inv.invoice_id in paid_here else inv
+               for inv in from_erp]
+    return merged
+
+
+def judge_debt(invoices: list[Invoice], day: date, invoice_id: str | None = None,
+               customer_known: bool = False) -> tuple[Outcome, tuple[OpenInvoice, ...]]:
+    """What a client owes on ``day``, from all the invoices known for them.
+
+    ``customer_known`` says the client exists even without invoices (the ERP
+    may know clients who owe nothing).
+    """
+    if not invoices and not customer_known:
         return Outcome.CUSTOMER_UNKNOWN, ()
     if invoice_id is not None:
         invoices = [inv for inv in invoices if inv.invoice_id == invoice_id]

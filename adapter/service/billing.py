@@ -1,21 +1,31 @@
 """The three use cases: debt query, payment notice, invoice creation.
 
-Each runs in one database transaction. A transaction refused by a unique
+Each writes in one database transaction. A transaction refused by a unique
 constraint (two workers storing the same notice or invoice at once) is run
 again from the start; the second run sees the first one's row and answers
 from it, so the database, not a Python check, decides who was first.
+
+Where the biller has an ERP, debt and payments are looked up there too, each
+call bounded by the ERP's timeout: a slow, down or faulting ERP costs at most
+that, and the answer then comes from the database alone. A stored payment is
+put in the outbox in the same transaction; forwarding it is
+:mod:`adapter.service.forwarding`'s job.
 """
 from __future__ import annotations
 
 import logging
 import secrets
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
-from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer,
-                                  PaymentNotice, business_day, judge_debt, judge_payment)
+from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer, PaymentNotice,
+                                  business_day, judge_debt, judge_payment, merge_invoices)
+from adapter.erp.connector import ErpDirectory, ErpLookup
+from adapter.errors import ErpError
 from adapter.storage.uow import Conflict, Storage
 
 log = logging.getLogger(__name__)
@@ -37,9 +47,15 @@ def new_receipt_id(at: datetime) -> str:
 
 
 class BillingService:
-    def __init__(self, storage: Storage, clock: Callable[[], datetime] = _utcnow):
+    def __init__(self, storage: Storage, erps: ErpDirectory | None = None,
+                 clock: Callable[[], datetime] = _utcnow,
+                 on_payment_stored: Callable[[], None] = lambda: None):
         self._storage = storage
+        self._erps = erps
         self._clock = clock
+        self._on_payment_stored = on_payment_stored
+        # ERP calls run here, so that a late one can be abandoned at its deadline.
+        self._erp_calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="erp-lookup")
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for retry in range(CONFLICT_RETRIES):
@@ -49,47 +65,107 @@ class BillingService:
                 log.info("transaction conflict, retrying (%d): %s", retry + 1, conflict)
         return attempt()
 
+    # -- the ERP, bounded ------------------------------------------------------------
+
+    def _erp_has_biller(self, biller_id: str) -> bool:
+        return self._erps is not None and self._erps.for_biller(biller_id) is not None
+
+    def _ask_erp(self, biller_id: str, customer_id: str) -> Future | None:
+        if not self._erp_has_biller(biller_id):
+            return None
+        connector = self._erps.for_biller(biller_id)
+        return self._erp_calls.submit(connector.customer_invoices, biller_id, customer_id)
+
+    def _erp_answer(self, biller_id: str, asked: Future | None) -> ErpLookup | None:
+        """The ERP's answer, or None when it has none within its timeout."""
+        if asked is None:
+            return None
+        try:
+            return asked.result(timeout=self._erps.timeout_for(biller_id))
+        except FutureTimeout:
+            log.warning("ERP of %s did not answer in time; answering from the database",
+                        biller_id)
+        except ErpError as error:
+            log.warning("ERP of %s failed (%s); answering from the database", biller_id, error)
+        except Exception:  # a connector bug must not cost PMC its answer
+            log.exception("ERP connector of %s broke; answering from the database", biller_id)
+        return None
+
+    # -- ConsultarDeuda ----------------------------------------------------------------
+
     def query_debt(self, biller_id: str, customer_id: str,
                    invoice_id: str | None = None) -> DebtAnswer:
-        """What ``customer_id`` owes today; the query itself is stored."""
+        """What ``customer_id`` owes today, from the database and the ERP at once;
+        the query itself is stored."""
         today = business_day(self._clock())
         query_id = new_query_id()
+        asked = self._ask_erp(biller_id, customer_id)
         with self._storage.unit_of_work() as uow:
-            invoices = uow.invoices.of_customer(biller_id, customer_id)
-            outcome, open_invoices = judge_debt(invoices, today, invoice_id)
+            stored = uow.invoices.of_customer(biller_id, customer_id)
+        erp = self._erp_answer(biller_id, asked)
+        invoices = merge_invoices(stored, list(erp.invoices) if erp else [])
+        outcome, open_invoices = judge_debt(invoices, today, invoice_id,
+                                            customer_known=bool(erp and erp.customer_known))
+        with self._storage.unit_of_work() as uow:
             uow.queries.add(query_id, biller_id, customer_id, invoice_id, outcome,
                             len(open_invoices))
             uow.commit()
         return DebtAnswer(outcome, query_id, open_invoices)
 
+    # -- InformarPago ------------------------------------------------------------------
+
     def record_payment(self, notice: PaymentNotice) -> PaymentAnswer:
         """Store the notice durably (exactly once per operation ID), then answer."""
-        return self._retrying(lambda: self._record_payment_once(notice))
-
-    def _record_payment_once(self, notice: PaymentNotice) -> PaymentAnswer:
         with self._storage.unit_of_work() as uow:
-            stored = uow.payments.by_operation(notice.operation_id)
-            if stored is not None:
-                first_notice, first_outcome, receipt_id = stored
-                if first_notice.same_as(notice):
-                    return PaymentAnswer(first_outcome, receipt_id)
-                log.warning("operation %s received again with different data",
-                            notice.operation_id)
-                return PaymentAnswer(Outcome.OPERATION_CONFLICT, receipt_id)
+            replayed = self._replay_answer(uow, notice)
+        if replayed is not None:
+            return replayed
+        erp = self._erp_answer(notice.biller_id,
+                               self._ask_erp(notice.biller_id, notice.customer_id))
+        from_erp = next((inv for inv in (erp.invoices if erp else ())
+                         if inv.invoice_id == notice.invoice_id), None)
+        answer = self._retrying(lambda: self._record_payment_once(notice, from_erp))
+        if self._erp_has_biller(notice.biller_id):
+            self._on_payment_stored()
+        return answer
 
-            invoice = uow.invoices.get(notice.biller_id, notice.customer_id,
-                                       notice.invoice_id, lock=True)
+    @staticmethod
+    def _replay_answer(uow, notice: PaymentNotice) -> PaymentAnswer | None:
+        stored = uow.payments.by_operation(notice.operation_id)
+        if stored is None:
+            return None
+        first_notice, first_outcome, receipt_id = stored
+        if first_notice.same_as(notice):
+            return PaymentAnswer(first_outcome, receipt_id)
+        log.warning("operation %s received again with different data", notice.operation_id)
+        return PaymentAnswer(Outcome.OPERATION_CONFLICT, receipt_id)
+
+    def _record_payment_once(self, notice: PaymentNotice,
+                             from_erp: Invoice | None) -> PaymentAnswer:
+        with self._storage.unit_of_work() as uow:
+            replayed = self._replay_answer(uow, notice)
+            if replayed is not None:
+                return replayed
+            stored = uow.invoices.get(notice.biller_id, notice.customer_id,
+                                      notice.invoice_id, lock=True)
+            candidates = merge_invoices([stored] if stored else [],
+                                        [from_erp] if from_erp else [])
+            invoice = candidates[0] if candidates else None
             outcome = judge_payment(notice, invoice)
             receipt_id = new_receipt_id(self._clock())
-            applied = invoice if outcome is Outcome.OK else None
-            uow.payments.add(notice, outcome, receipt_id, applied_to=applied)
+            applied = replace(invoice, paid=True) if outcome is Outcome.OK else None
             if applied is not None:
-                uow.invoices.save(replace(applied, paid=True))
+                uow.invoices.save(applied)
+            payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_to=applied)
+            if self._erp_has_biller(notice.biller_id):
+                uow.forwards.enqueue(payment_pk)
             uow.commit()
         if outcome is not Outcome.OK:
             log.warning("payment %s observed for reconciliation: %s",
                         notice.operation_id, outcome.name)
         return PaymentAnswer(outcome, receipt_id)
+
+    # -- AltaFactura -------------------------------------------------------------------
 
     def create_invoice(self, invoice: Invoice) -> Outcome:
         """Create an invoice, or replace it while unpaid; a resend changes nothing."""

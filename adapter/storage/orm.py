@@ -168,3 +168,32 @@ class QueryRow(Base):
     response_code: Mapped[int] = mapped_column(Integer)
     invoice_count: Mapped[int] = mapped_column(Integer)
     asked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ForwardRow(Base):
+    """The outbox: one row per payment to forward to the ERP, written in the same
+    transaction as the payment, so that no stored payment can miss the ERP.
+
+    A forwarder claims a row by setting ``claimed_by``/``claimed_until`` with a
+    conditional UPDATE; until the lease runs out nobody else may deliver it.
+    """
+
+    __tablename__ = "erp_forwards"
+    __table_args__ = (
+        UniqueConstraint("payment_pk"),
+        CheckConstraint("status IN ('pending', 'delivered', 'rejected')", name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_pk: Mapped[int] = mapped_column(ForeignKey("payments.pk"))
+    status: Mapped[str] = mapped_column(String(9), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    erp_reference: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -4,16 +4,17 @@ Repositories hand out domain objects (:mod:`adapter.domain.model`), never rows.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
                                   PaymentNotice)
 from adapter.errors import StorageUnavailable
-from adapter.storage.orm import InvoiceRow, PaymentRow, QueryRow
+from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow, QueryRow
 
 
 class Conflict(Exception):
@@ -114,8 +115,9 @@ class Payments:
         return _notice_from_row(row), Outcome(row.response_code), row.receipt_id
 
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
-            applied_to: Invoice | None) -> None:
-        self._session.add(PaymentRow(
+            applied_to: Invoice | None) -> int:
+        """Store the notice; returns its key."""
+        row = PaymentRow(
             operation_id=notice.operation_id, receipt_id=receipt_id,
             biller_id=notice.biller_id, customer_id=notice.customer_id,
             invoice_id=notice.invoice_id, amount=notice.amount,
@@ -124,7 +126,10 @@ class Payments:
             status="applied" if applied_to is not None else "observed",
             response_code=int(outcome),
             applied_invoice_pk=None if applied_to is None else self._invoices.pk_of(applied_to),
-            received_at=_now()))
+            received_at=_now())
+        self._session.add(row)
+        self._session.flush()
+        return row.pk
 
 
 class Queries:
@@ -139,6 +144,95 @@ class Queries:
             invoice_count=invoice_count, asked_at=_now()))
 
 
+@dataclass(frozen=True)
+class ForwardTask:
+    """A payment a forwarder has claimed and must deliver to the ERP."""
+
+    forward_pk: int
+    notice: PaymentNotice
+    receipt_id: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ForwardState:
+    operation_id: str
+    biller_id: str
+    status: str  # pending, delivered, rejected
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    erp_reference: str | None
+    delivered_at: datetime | None
+    claimed_by: str | None
+
+
+class Forwards:
+    """The outbox of payments for the ERP."""
+
+    def __init__(self, session: Session):
+        self._session = session
+
+    def enqueue(self, payment_pk: int) -> None:
+        now = _now()
+        self._session.add(ForwardRow(payment_pk=payment_pk, status="pending", attempts=0,
+                                     next_attempt_at=now, created_at=now))
+
+    def claim_due(self, worker: str, now: datetime, lease_until: datetime,
+                  limit: int) -> list[ForwardTask]:
+        """Claim up to ``limit`` due forwards for ``worker``; each is claimed by one
+        worker only (a conditional UPDATE), until ``lease_until``."""
+        free = or_(ForwardRow.claimed_until.is_(None), ForwardRow.claimed_until < now)
+        candidates = self._session.scalars(
+            select(ForwardRow.pk)
+            .where(ForwardRow.status == "pending", ForwardRow.next_attempt_at <= now, free)
+            .order_by(ForwardRow.next_attempt_at, ForwardRow.pk).limit(limit)).all()
+        claimed = []
+        for pk in candidates:
+            result = self._session.execute(
+                update(ForwardRow)
+                .where(ForwardRow.pk == pk, ForwardRow.status == "pending", free)
+                .values(claimed_by=worker, claimed_until=lease_until))
+            if result.rowcount == 1:
+                claimed.append(pk)
+        if not claimed:
+            return []
+        rows = self._session.execute(
+            select(ForwardRow, PaymentRow).join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
+            .where(ForwardRow.pk.in_(claimed)).order_by(ForwardRow.pk)).all()
+        return [ForwardTask(forward.pk, _notice_from_row(payment), payment.receipt_id,
+                            forward.attempts) for forward, payment in rows]
+
+    def _finish(self, task: ForwardTask, worker: str, **values) -> bool:
+        result = self._session.execute(
+            update(ForwardRow)
+            .where(ForwardRow.pk == task.forward_pk, ForwardRow.claimed_by == worker)
+            .values(claimed_by=None, claimed_until=None, attempts=ForwardRow.attempts + 1,
+                    **values))
+        return result.rowcount == 1
+
+    def delivered(self, task: ForwardTask, worker: str, reference: str | None) -> bool:
+        return self._finish(task, worker, status="delivered", erp_reference=reference,
+                            delivered_at=_now(), last_error=None)
+
+    def rejected(self, task: ForwardTask, worker: str, error: str) -> bool:
+        return self._finish(task, worker, status="rejected", last_error=error[:500])
+
+    def retry_later(self, task: ForwardTask, worker: str, error: str, at: datetime) -> bool:
+        return self._finish(task, worker, next_attempt_at=at, last_error=error[:500])
+
+    def listing(self, status: str | None = None, limit: int = 1000) -> list[ForwardState]:
+        stmt = (select(ForwardRow, PaymentRow)
+                .join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
+                .order_by(ForwardRow.pk.desc()).limit(limit))
+        if status is not None:
+            stmt = stmt.where(ForwardRow.status == status)
+        return [ForwardState(payment.operation_id, payment.biller_id, forward.status,
+                             forward.attempts, forward.next_attempt_at, forward.last_error,
+                             forward.erp_reference, forward.delivered_at, forward.claimed_by)
+                for forward, payment in self._session.execute(stmt)]
+
+
 class UnitOfWork:
     """``with uow: ...; uow.commit()`` — one transaction; rolled back unless committed."""
 
@@ -151,6 +245,7 @@ class UnitOfWork:
         self.invoices = Invoices(self._session)
         self.payments = Payments(self._session, self.invoices)
         self.queries = Queries(self._session)
+        self.forwards = Forwards(self._session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -1,0 +1,112 @@
+"""What the adapter needs from a biller's ERP, whatever the ERP is.
+
+A biller with another ERP writes one subclass of :class:`ErpConnector` (two
+methods, speaking our domain types) and names it in the config file::
+
+    [empresas.1234]
+    erp_connector = "mycompany.erp:SapConnector"
+    erp_wsdl = "https://sap.internal/cobranzas?wsdl"
+
+The class is built once per biller per process with :class:`ErpOptions`.
+Its methods raise :class:`adapter.errors.ErpUnavailable` for anything worth
+retrying (timeouts, connection errors, faults) and
+:class:`adapter.errors.ErpRejected` for a definitive "no".
+"""
+from __future__ import annotations
+
+import abc
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapter.config import Settings
+from adapter.domain.model import Invoice, PaymentNotice
+from adapter.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ErpOptions:
+    wsdl: str
+    timeout: float
+    auth: str | None = None  # "wsse" or "basic"
+    username: str | None = None
+    password: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the rest of the biller's section
+
+
+@dataclass(frozen=True)
+class ErpLookup:
+    """What the ERP knows of a client: whether it exists, and its invoices."""
+
+    customer_known: bool
+    invoices: tuple[Invoice, ...] = ()
+
+
+@dataclass(frozen=True)
+class ErpAck:
+    """The ERP took the payment (now, or already before: ``duplicate``)."""
+
+    reference: str | None
+    duplicate: bool = False
+
+
+class ErpConnector(abc.ABC):
+    def __init__(self, options: ErpOptions):
+        self.options = options
+
+    @abc.abstractmethod
+    def customer_invoices(self, biller_id: str, customer_id: str) -> ErpLookup:
+        """The client's invoices in the ERP (origin ERP), paid ones marked paid."""
+
+    @abc.abstractmethod
+    def post_payment(self, notice: PaymentNotice, receipt_id: str) -> ErpAck:
+        """Post a payment; must be safe to repeat (the ERP dedups on the operation ID)."""
+
+
+def _load_class(dotted: str) -> type[ErpConnector]:
+    module_name, _, class_name = dotted.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigurationError(f"ERP connector {dotted!r} cannot be loaded: {error}") from None
+    if not (isinstance(cls, type) and issubclass(cls, ErpConnector)):
+        raise ConfigurationError(f"ERP connector {dotted!r} is not an ErpConnector subclass")
+    return cls
+
+
+class ErpDirectory:
+    """The ERP connector of each biller: one instance per biller per process."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._connectors: dict[str, ErpConnector | None] = {}
+        self._lock = threading.Lock()
+
+    def timeout_for(self, biller_id: str) -> float:
+        return self._settings.erp_options(biller_id)["erp_timeout"]
+
+    def for_biller(self, biller_id: str) -> ErpConnector | None:
+        with self._lock:
+            if biller_id not in self._connectors:
+                self._connectors[biller_id] = self._build(biller_id)
+            return self._connectors[biller_id]
+
+    def _build(self, biller_id: str) -> ErpConnector | None:
+        options = self._settings.erp_options(biller_id)
+        if not options["erp_wsdl"]:
+            return None
+        if options["erp_auth"] not in (None, "wsse", "basic"):
+            raise ConfigurationError(f"erp_auth must be 'wsse' or 'basic', "
+                                     f"not {options['erp_auth']!r}")
+        extra = {key: value for key, value in self._settings.billers.get(biller_id, {}).items()
+                 if key not in options}
+        cls = _load_class(options["erp_connector"])
+        return cls(ErpOptions(wsdl=options["erp_wsdl"], timeout=options["erp_timeout"],
+                              auth=options["erp_auth"], username=options["erp_username"],
+                              password=options["erp_password"], extra=extra))
+
+    def check(self) -> None:
+        """Build every configured connector now, so that a bad config stops the start."""
+        for biller_id in set(self._settings.empresas) | set(self._settings.billers):
+            self.for_biller(biller_id)

@@ -1,0 +1,110 @@
+"""The bundled legacy ERP (``wsdl/legacy-erp.wsdl``), through zeep.
+
+Every name and format of that ERP lives here: ``GetCustomerItems`` and
+``PostPayment``, ``CustCode``/``DocNo``/``TxnRef``, dates ``DD/MM/YYYY``,
+amounts ``15230,50``, currencies ``PES``/``DOL``, flags ``Y``/``N``. The
+rest of the adapter only sees :mod:`adapter.erp.connector`'s types.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+import requests
+import zeep
+from lxml import etree
+from zeep.exceptions import Error as ZeepError
+from zeep.transports import Transport
+from zeep.wsse.username import UsernameToken
+
+from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin,
+                                  PaymentNotice)
+from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup, ErpOptions
+from adapter.errors import ErpRejected, ErpUnavailable
+
+log = logging.getLogger(__name__)
+
+CURRENCIES = {"PES": Currency.ARS, "DOL": Currency.USD}
+CURRENCY_CODES = {currency: code for code, currency in CURRENCIES.items()}
+POSTED, ALREADY_POSTED = 0, 1
+# What can go wrong on the way to the ERP and back, all worth a retry.
+TRANSIENT = (requests.RequestException, ZeepError, etree.XMLSyntaxError, OSError)
+
+
+def parse_date(text: str):
+    return datetime.strptime(text, "%d/%m/%Y").date()
+
+
+def parse_amount(text: str) -> Decimal:
+    try:
+        return Decimal(text.replace(",", "."))
+    except InvalidOperation:
+        raise ValueError(f"not an ERP amount: {text!r}") from None
+
+
+def format_amount(amount: Decimal) -> str:
+    return f"{amount:.2f}".replace(".", ",")
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(BUSINESS_TZ).strftime("%d/%m/%Y %H:%M:%S")
+
+
+class LegacyErp(ErpConnector):
+    def __init__(self, options: ErpOptions):
+        super().__init__(options)
+        self._session = requests.Session()  # pooled connections for every call
+        if options.auth == "basic":
+            self._session.auth = (options.username, options.password)
+        self._client: zeep.Client | None = None
+        self._lock = threading.Lock()
+
+    def _service(self):
+        """zeep's service proxy; the WSDL is loaded once, on first use (and again
+        only if that first load failed, e.g. the ERP was down at start)."""
+        with self._lock:
+            if self._client is None:
+                transport = Transport(session=self._session, timeout=self.options.timeout,
+                                      operation_timeout=self.options.timeout)
+                wsse = (UsernameToken(self.options.username, self.options.password)
+                        if self.options.auth == "wsse" else None)
+                self._client = zeep.Client(self.options.wsdl, transport=transport, wsse=wsse)
+            return self._client.service
+
+    def customer_invoices(self, biller_id: str, customer_id: str) -> ErpLookup:
+        try:
+            result = self._service().GetCustomerItems(CompanyNo=biller_id, CustCode=customer_id)
+        except TRANSIENT as error:
+            raise ErpUnavailable(f"GetCustomerItems failed: {error}") from error
+        try:
+            invoices = tuple(self._invoice(biller_id, item) for item in result.Items.Item or ())
+        except (ValueError, KeyError, AttributeError) as error:
+            raise ErpUnavailable(f"GetCustomerItems answered what cannot be read: {error}") \
+                from error
+        return ErpLookup(customer_known=result.CustExists == "Y", invoices=invoices)
+
+    @staticmethod
+    def _invoice(biller_id: str, item) -> Invoice:
+        due = [(getattr(item, f"Due{n}"), getattr(item, f"Amt{n}")) for n in (1, 2, 3)]
+        return Invoice(
+            biller_id=biller_id, customer_id=item.CustCode, invoice_id=item.DocNo,
+            currency=CURRENCIES[item.CurrCode],
+            due_dates=tuple(DueDate(parse_date(on), parse_amount(amount))
+                            for on, amount in due if on),
+            origin=Origin.ERP, description=(item.Descr or "")[:100], paid=item.PaidFlag == "Y")
+
+    def post_payment(self, notice: PaymentNotice, receipt_id: str) -> ErpAck:
+        try:
+            result = self._service().PostPayment(
+                CompanyNo=notice.biller_id, TxnRef=notice.operation_id,
+                CustCode=notice.customer_id, DocNo=notice.invoice_id,
+                Amount=format_amount(notice.amount), CurrCode=CURRENCY_CODES[notice.currency],
+                PayDate=format_time(notice.paid_at), Channel=notice.channel,
+                Remarks=f"PMC recibo {receipt_id}")
+        except TRANSIENT as error:
+            raise ErpUnavailable(f"PostPayment failed: {error}") from error
+        if result.RetCode not in (POSTED, ALREADY_POSTED):
+            raise ErpRejected(f"PostPayment refused ({result.RetCode}): {result.RetMsg}")
+        return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)

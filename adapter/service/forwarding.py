@@ -1,0 +1,134 @@
+"""Forwarding stored payments to the ERP, from the outbox, until the ERP acknowledges.
+
+A :class:`Forwarder` claims due forwards (a lease, so that several forwarders
+on one database -- gunicorn workers, ``pmc-adapter worker`` processes --
+never deliver the same payment at the same time), posts each to its biller's
+ERP, and records the outcome: delivered; rejected by the ERP (kept, not
+retried, for a person to look at); or failed, retried later with exponential
+backoff, for as long as it takes. A forwarder killed mid-delivery leaves its
+claim to expire; the payment is then delivered again, which the ERP absorbs
+(it applies each operation ID once).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from adapter.erp.connector import ErpDirectory
+from adapter.errors import ErpRejected, ErpUnavailable, StorageUnavailable
+from adapter.storage.uow import Conflict, ForwardTask, Storage
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Forwarder:
+    def __init__(self, storage: Storage, erps: ErpDirectory, *, lease: float,
+                 retry_base: float, retry_max: float,
+                 clock: Callable[[], datetime] = _utcnow, name: str | None = None):
+        self._storage = storage
+        self._erps = erps
+        self._lease = timedelta(seconds=lease)
+        self._retry_base = retry_base
+        self._retry_max = retry_max
+        self._clock = clock
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one round -------------------------------------------------------------------
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` failures (with jitter)."""
+        delay = min(self._retry_max, self._retry_base * 2 ** max(0, attempts - 1))
+        return delay * random.uniform(0.8, 1.0)
+
+    def run_once(self) -> int:
+        """Deliver what is due now; returns how many forwards were attempted."""
+        now = self._clock()
+        try:
+            with self._storage.unit_of_work() as uow:
+                tasks = uow.forwards.claim_due(self.name, now, now + self._lease, BATCH)
+                uow.commit()
+        except (Conflict, StorageUnavailable) as error:
+            log.warning("forwarder %s could not claim: %s", self.name, error)
+            return 0
+        for task in tasks:
+            self._deliver(task)
+        return len(tasks)
+
+    def _deliver(self, task: ForwardTask) -> None:
+        notice = task.notice
+        connector = self._erps.for_biller(notice.biller_id)
+        try:
+            if connector is None:
+                raise ErpUnavailable(f"no ERP is configured for biller {notice.biller_id}")
+            ack = connector.post_payment(notice, task.receipt_id)
+        except ErpRejected as error:
+            log.error("ERP rejected payment %s: %s", notice.operation_id, error)
+            self._record(task, lambda uow: uow.forwards.rejected(task, self.name, str(error)))
+        except Exception as error:  # ErpUnavailable, or a connector bug: try again later
+            attempts = task.attempts + 1
+            delay = self.backoff(attempts)
+            log.warning("payment %s not forwarded (attempt %d), retry in %.0f s: %s",
+                        notice.operation_id, attempts, delay, error)
+            at = self._clock() + timedelta(seconds=delay)
+            self._record(task, lambda uow: uow.forwards.retry_later(task, self.name,
+                                                                   str(error), at))
+        else:
+            log.info("payment %s forwarded to the ERP (%s%s)", notice.operation_id,
+                     ack.reference, ", already there" if ack.duplicate else "")
+            self._record(task, lambda uow: uow.forwards.delivered(task, self.name,
+                                                                 ack.reference))
+
+    def _record(self, task: ForwardTask, change) -> None:
+        try:
+            with self._storage.unit_of_work() as uow:
+                if not change(uow):
+                    log.warning("forward %d was no longer claimed by %s (lease expired)",
+                                task.forward_pk, self.name)
+                uow.commit()
+        except (Conflict, StorageUnavailable) as error:
+            # the claim expires and the payment is delivered again: the ERP dedups
+            log.error("could not record forward %d: %s", task.forward_pk, error)
+
+    # -- running -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the outbox now (a payment was just stored)."""
+        self._wake.set()
+
+    def run_forever(self, poll: float) -> None:
+        log.info("forwarder %s started (poll every %.1f s)", self.name, poll)
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                busy = self.run_once() == BATCH
+            except Exception:  # keep forwarding whatever happened in one round
+                log.exception("forwarder round failed")
+                busy = False
+            if not busy:
+                self._wake.wait(poll)
+        log.info("forwarder %s stopped", self.name)
+
+    def start(self, poll: float) -> None:
+        self._thread = threading.Thread(target=self.run_forever, args=(poll,),
+                                        name="erp-forwarder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
