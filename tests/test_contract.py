@@ -93,7 +93,9 @@ def test_served_wsdl_is_the_bundled_one_with_only_the_address_adjusted(server):
 def test_served_schema_is_the_bundled_file(server):
     response = requests.get(server.base_url + "/xsd/pmc-adapter.xsd", timeout=10)
     assert response.content == contract.xsd_path().read_bytes()
-    # and the WSDL's relative import resolves to it over HTTP
+    # and the WSDL's relative import resolves to it over HTTP, also as Java resolves it
+    dotted = requests.get(server.base_url + "/../xsd/pmc-adapter.xsd", timeout=10)
+    assert dotted.content == response.content
     assert requests.get(server.base_url + "/wsdl/pmc-adapter.wsdl", timeout=10).status_code == 200
 
 

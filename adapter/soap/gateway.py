@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import posixpath
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -116,6 +117,9 @@ class Gateway:
             return _reply("405 Method Not Allowed",
                           b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
         if method in ("GET", "HEAD"):
+            # Java resolves the WSDL's "../xsd/..." against /soap to /../xsd/...:
+            # dot segments above the root mean the root (RFC 3986, 5.2.4).
+            path = posixpath.normpath(path)
             if path == "/health":
                 return self._health()
             if path == f"/wsdl/{contract.WSDL_NAME}":

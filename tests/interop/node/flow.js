@@ -1,0 +1,72 @@
+// The end-to-end flow through node-soap, with a client built only from the live
+// /soap?wsdl: AltaFactura -> ConsultarDeuda -> InformarPago (with idConsulta)
+// -> replay -> ConsultarDeuda answers 2, plus a typed fault.
+//
+// Usage: node flow.js <wsdl-url> <idCliente>    (exit status 0 = every check passed)
+'use strict';
+const soap = require('soap');
+
+let checks = 0;
+function check(condition, what) {
+  if (!condition) {
+    console.error(`FAILED: ${what}`);
+    process.exit(1);
+  }
+  checks += 1;
+  console.log(`ok: ${what}`);
+}
+
+function buenosAiresToday(plusDays = 0) {
+  const now = new Date(Date.now() - 3 * 3600 * 1000 + plusDays * 86400 * 1000);
+  return now.toISOString().slice(0, 10);
+}
+
+async function main() {
+  const [wsdl, customer] = process.argv.slice(2);
+  const client = await soap.createClientAsync(wsdl);
+  const invoice = 'N-0001';
+
+  let [answer] = await client.AltaFacturaAsync({
+    idEmpresa: '1234', idCliente: customer, idFactura: invoice, moneda: 'ARS',
+    vencimientos: { vencimiento: [{ fecha: buenosAiresToday(10), importe: '980.10' }] },
+    descripcion: 'Cuota Node',
+  });
+  check(Number(answer.codigoRespuesta) === 0, 'AltaFactura answers 0');
+
+  [answer] = await client.ConsultarDeudaAsync({ idEmpresa: '1234', idCliente: customer });
+  check(Number(answer.codigoRespuesta) === 0, 'ConsultarDeuda answers 0');
+  const listed = [].concat(answer.facturas.factura);
+  check(listed.length === 1 && listed[0].idFactura === invoice, 'one invoice listed');
+  check(String(listed[0].importeAPagar) === '980.10', 'importeAPagar is 980.10');
+  const queryId = answer.idConsulta;
+
+  const payment = {
+    idEmpresa: '1234', idOperacion: `NODE-${customer}`, idCliente: customer, idFactura: invoice,
+    importe: '980.10', moneda: 'ARS', fechaPago: `${buenosAiresToday()}T10:30:00-03:00`,
+    canal: 'NODE', idConsulta: queryId,
+  };
+  [answer] = await client.InformarPagoAsync(payment);
+  check(Number(answer.codigoRespuesta) === 0, 'InformarPago answers 0');
+  const receipt = answer.idRecibo;
+  [answer] = await client.InformarPagoAsync(payment);
+  check(Number(answer.codigoRespuesta) === 0 && answer.idRecibo === receipt,
+        'a replay gets the first answer');
+
+  [answer] = await client.ConsultarDeudaAsync({ idEmpresa: '1234', idCliente: customer });
+  check(Number(answer.codigoRespuesta) === 2, 'ConsultarDeuda answers 2 once paid');
+
+  try {
+    await client.ConsultarDeudaAsync({ idEmpresa: '9999', idCliente: customer });
+    check(false, 'an unserved idEmpresa is a fault');
+  } catch (error) {
+    const fault = error.root && error.root.Envelope.Body.Fault;
+    check(fault && fault.detail.falla.codigo === 'Client.UnknownEmpresa',
+          'an unserved idEmpresa is a falla (Client.UnknownEmpresa)');
+  }
+  console.log(`NODE FLOW PASSED: ${checks} checks`);
+}
+
+main().catch((error) => {
+  console.error('FAILED:', error && error.stack ? error.stack : error);
+  process.exit(1);
+});
