@@ -1,0 +1,70 @@
+"""The SoapUI project QA uses (tests/soapui/), replayed against a live server:
+one test per SoapUI test case, failing with the test case, step and assertion."""
+from pathlib import Path
+
+import pytest
+
+from adapter.soap import contract
+from conftest import unique
+from soapui_replay import CON, Project, Run, StepFailed, Unsupported
+
+PROJECT = Project(Path(__file__).parent / "soapui" / "pmc-adapter-soapui-project.xml")
+CASES = PROJECT.test_cases()
+
+
+@pytest.fixture(scope="module")
+def run_id(server):
+    # what QA passes as `testrunner.sh -PrunId=...`: fresh data for this run
+    return unique("")[:8]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.suite}/{c.name}" for c in CASES])
+def test_soapui_case(server, run_id, case):
+    Run(PROJECT, case, {"endpoint": server.soap_url, "runId": run_id}).run()
+
+
+def test_the_project_covers_every_operation_and_response_code():
+    requests = [step for step in PROJECT.root.iter(f"{{{CON}}}testStep")
+                if step.get("type") == "request"]
+    operations = {step.findtext(f"{{{CON}}}config/{{{CON}}}operation") for step in requests}
+    assert operations == {"ConsultarDeuda", "InformarPago", "AltaFactura"}
+    codes = {a.findtext(f"{{{CON}}}configuration/content") for a in PROJECT.root.iter(f"{{{CON}}}assertion")
+             if a.get("name", "").startswith("codigoRespuesta")}
+    assert codes == {str(code) for code in range(8)}
+    suites = {case.suite for case in CASES}
+    assert suites == {"AltaFactura", "ConsultarDeuda", "InformarPago", "Entrada invalida",
+                      "Flujo completo"}
+
+
+def test_the_project_caches_the_bundled_contract():
+    parts = {part.findtext(f"{{{CON}}}type"): part.findtext(f"{{{CON}}}content")
+             for part in PROJECT.root.iter(f"{{{CON}}}part")}
+    bundled_xsd = contract.xsd_path().read_text().split("?>", 1)[1].strip()
+    bundled_wsdl = contract.wsdl_path().read_text().split("?>", 1)[1].strip()
+    assert parts["http://www.w3.org/2001/XMLSchema"] == bundled_xsd
+    assert parts["http://schemas.xmlsoap.org/wsdl/"] == bundled_wsdl
+
+
+def test_the_replayer_fails_loudly_on_what_it_cannot_run(server, tmp_path):
+    text = (Path(__file__).parent / "soapui" / "pmc-adapter-soapui-project.xml").read_text()
+    groovy = text.replace('type="Simple NotContains"', 'type="Script Assertion"', 1)
+    path = tmp_path / "groovy.xml"
+    path.write_text(groovy)
+    project = Project(path)
+    with pytest.raises(Unsupported, match="Script Assertion"):
+        for case in project.test_cases():
+            Run(project, case, {"endpoint": server.soap_url, "runId": unique("")[:8]}).run()
+
+
+def test_a_broken_expectation_names_case_step_and_assertion(server):
+    case = next(c for c in CASES if c.name == "Cliente inexistente (1)")
+    content = next(a for a in case.element.iter(f"{{{CON}}}assertion")
+                   if a.get("name") == "codigoRespuesta = 1").find(f"{{{CON}}}configuration/content")
+    content.text = "0"
+    try:
+        with pytest.raises(StepFailed) as failure:
+            Run(PROJECT, case, {"endpoint": server.soap_url, "runId": unique("")[:8]}).run()
+    finally:
+        content.text = "1"
+    assert ("test case 'ConsultarDeuda' / 'Cliente inexistente (1)', step 'ConsultarDeuda', "
+            "assertion 'codigoRespuesta = 1': expected '0', got '1'") in str(failure.value)
