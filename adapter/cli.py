@@ -83,7 +83,7 @@ def _upgrade(settings: Settings, args) -> int:
     return 0
 
 
-def _erp_sim(settings: Settings, args) -> int:
+def _erp_sim(_settings: None, args) -> int:
     from adapter import erpsim
 
     try:
@@ -131,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    if args.command == "erp-sim":  # a stand-in for another system: not the adapter's settings
+        return args.run(None, args)
     try:
         settings = load_settings(args.config)
         overrides = {key: getattr(args, key, None) for key in ("bind", "workers")}
-        if args.command != "erp-sim":
-            settings = Settings(**{**settings.__dict__,
-                                   **{k: v for k, v in overrides.items() if v is not None}})
+        settings = Settings(**{**settings.__dict__,
+                               **{k: v for k, v in overrides.items() if v is not None}})
         return args.run(settings, args)
     except ConfigurationError as error:
         print(f"pmc-adapter: configuration error: {error}", file=sys.stderr)

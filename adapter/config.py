@@ -76,7 +76,7 @@ class Settings:
         """The ERP settings of one biller: its [empresas.NNNN] section over the global ones."""
         section = self.billers.get(biller_id, {})
         options = {name: section.get(name, getattr(self, name)) for name in ERP_KEYS}
-        options["erp_timeout"] = _positive_float("erp_timeout", options["erp_timeout"])
+        options["erp_timeout"] = _positive("erp_timeout", options["erp_timeout"], float)
         return options
 
 
@@ -86,21 +86,13 @@ def _split_list(value: str | list) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive(name: str, value: Any, kind: type = int):
+    """``value`` as a positive ``kind`` (int or float), or a ConfigurationError naming it."""
     try:
-        number = int(value)
+        number = kind(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} must be a whole number, got {value!r}") from None
-    if number <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {number}")
-    return number
-
-
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigurationError(f"{name} must be {what}, got {value!r}") from None
     if number <= 0:
         raise ConfigurationError(f"{name} must be positive, got {number}")
     return number
@@ -142,16 +134,16 @@ def load_settings(config_file: str | os.PathLike | None = None,
     return Settings(
         database_url=str(raw.get("database_url", Settings.database_url)),
         bind=str(raw.get("bind", Settings.bind)),
-        workers=_positive_int("workers", raw.get("workers", Settings.workers)),
+        workers=_positive("workers", raw.get("workers", Settings.workers)),
         empresas=empresas,
-        max_request_bytes=_positive_int(
+        max_request_bytes=_positive(
             "max_request_bytes", raw.get("max_request_bytes", Settings.max_request_bytes)),
-        max_xml_depth=_positive_int(
+        max_xml_depth=_positive(
             "max_xml_depth", raw.get("max_xml_depth", Settings.max_xml_depth)),
         log_level=str(raw.get("log_level", Settings.log_level)),
         **{name: raw.get(name, getattr(Settings, name))
            for name in ERP_KEYS if name not in FLOAT_KEYS},
-        **{name: _positive_float(name, raw.get(name, getattr(Settings, name)))
+        **{name: _positive(name, raw.get(name, getattr(Settings, name)), float)
            for name in FLOAT_KEYS},
         billers=billers,
     )

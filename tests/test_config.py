@@ -28,6 +28,8 @@ def test_environment_wins_over_the_file(tmp_path):
     ({"PMC_ADAPTER_EMPRESAS": "12345"}, "4 digits"),
     ({"PMC_ADAPTER_WORKERS": "many"}, "whole number"),
     ({"PMC_ADAPTER_MAX_REQUEST_BYTES": "0"}, "positive"),
+    ({"PMC_ADAPTER_ERP_TIMEOUT": "soon"}, "erp_timeout must be a number"),
+    ({"PMC_ADAPTER_FORWARD_RETRY_MAX": "-1"}, "forward_retry_max must be positive"),
     ({"PMC_ADAPTER_CONFIG": "/nonexistent/adapter.toml"}, "cannot read"),
 ])
 def test_bad_configuration_is_refused_with_a_reason(environ, words):

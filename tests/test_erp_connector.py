@@ -91,6 +91,13 @@ def test_each_biller_gets_the_connector_its_config_names(tmp_path):
     assert ErpDirectory(load_settings(environ={})).for_biller("1234") is None  # no ERP
 
 
+def test_a_bad_global_connector_stops_the_start_even_with_no_biller_listed():
+    settings = load_settings(environ={"PMC_ADAPTER_ERP_WSDL": "x.wsdl",
+                                      "PMC_ADAPTER_ERP_CONNECTOR": "nowhere:Nothing"})
+    with pytest.raises(ConfigurationError, match="cannot be loaded"):
+        ErpDirectory(settings).check()
+
+
 @pytest.mark.parametrize("section, words", [
     ('erp_connector = "nowhere:Nothing"', "cannot be loaded"),
     ('erp_connector = "adapter.config:Settings"', "not an ErpConnector"),

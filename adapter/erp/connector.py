@@ -107,6 +107,8 @@ class ErpDirectory:
                               password=options["erp_password"], extra=extra))
 
     def check(self) -> None:
-        """Build every configured connector now, so that a bad config stops the start."""
+        """Build every configured connector now, so that a bad config stops the start
+        (the global one too, which serves billers nobody listed)."""
+        self._build("")
         for biller_id in set(self._settings.empresas) | set(self._settings.billers):
             self.for_biller(biller_id)
