@@ -78,8 +78,8 @@ def _forwards(settings: Settings, args) -> int:
 
 
 def _upgrade(settings: Settings, args) -> int:
-    created = upgrade_schema(make_engine(settings.database_url))
-    print(f"schema up to date; created: {', '.join(created) or 'nothing'}")
+    applied = upgrade_schema(make_engine(settings.database_url))
+    print(f"schema up to date; migrations applied: {', '.join(applied) or 'none'}")
     return 0
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     forwards.add_argument("--json", action="store_true")
     forwards.set_defaults(run=_forwards)
 
-    upgrade = commands.add_parser("upgrade-schema", help="create missing tables and exit")
+    upgrade = commands.add_parser("upgrade-schema", help="apply database migrations and exit")
     upgrade.set_defaults(run=_upgrade)
 
     sim = commands.add_parser("erp-sim", help="serve the bundled reference legacy ERP at /erp")

@@ -106,7 +106,7 @@ def test_the_bundled_wsdl_loads_from_disk_in_zeep():
         "ConsultarDeuda", "InformarPago", "AltaFactura"}
 
 
-def test_a_non_editable_install_finds_the_bundled_contract(tmp_path):
+def test_a_non_editable_install_finds_the_bundled_contract_and_migrations(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--target", str(target), str(REPO)],
@@ -114,11 +114,14 @@ def test_a_non_editable_install_finds_the_bundled_contract(tmp_path):
     probe = ("from adapter.soap import contract; "
              "print(contract.wsdl_path()); print(contract.xsd_path()); "
              "print(sorted(op.name for op in contract.operations().values())); "
-             "contract.schema()")
+             "contract.schema(); "
+             "from adapter.storage.db import make_engine, upgrade_schema; "
+             "print(upgrade_schema(make_engine('sqlite:///installed.sqlite3')))")
     environment = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             cwd=tmp_path, env=environment, timeout=120, check=True)
-    wsdl_line, xsd_line, ops_line = result.stdout.splitlines()
+    wsdl_line, xsd_line, ops_line, migrations_line = result.stdout.splitlines()
     assert wsdl_line == str(target / "adapter" / "wsdl" / "pmc-adapter.wsdl")
     assert xsd_line == str(target / "adapter" / "xsd" / "pmc-adapter.xsd")
     assert ops_line == "['AltaFactura', 'ConsultarDeuda', 'InformarPago']"
+    assert migrations_line == "['0001']"  # the migrations are installed too

@@ -8,11 +8,14 @@ the start of a transaction instead of failing half-way through it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-
-from adapter.storage.orm import Base
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +47,25 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
 def upgrade_schema(engine: Engine) -> list[str]:
-    """Create the tables that are missing; returns their names."""
-    existing = set(inspect(engine).get_table_names())
-    missing = [t.name for t in Base.metadata.sorted_tables if t.name not in existing]
-    Base.metadata.create_all(engine)
-    if missing:
-        log.info("created tables: %s", ", ".join(missing))
-    return missing
+    """Apply the migrations the database has not seen; returns their revision IDs."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        after = MigrationContext.configure(connection).get_current_revision()
+    applied = []
+    script = ScriptDirectory.from_config(config)
+    for revision in script.iterate_revisions(after, before):
+        applied.insert(0, revision.revision)
+    if applied:
+        log.info("database schema upgraded: %s", ", ".join(applied))
+    return applied
 
 
 def ping(engine: Engine) -> None:

@@ -1,4 +1,6 @@
-"""Tables. The database enforces what must never happen:
+"""Tables. (Every change here comes with a migration in ``migrations/versions``.)
+
+The database enforces what must never happen:
 
 * one row per PMC operation ID (``payments.operation_id`` unique): a replayed
   notice can never be stored, or credited, twice;
@@ -12,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import (BigInteger, CheckConstraint, Date, DateTime, ForeignKey, Integer,
+from sqlalchemy import (BigInteger, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer,
                         MetaData, Numeric, String, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -184,6 +186,7 @@ class ForwardRow(Base):
         CheckConstraint("status IN ('pending', 'delivered', 'rejected')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered"),
+        Index("ix_erp_forwards_due", "status", "next_attempt_at"),  # what forwarders poll
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)

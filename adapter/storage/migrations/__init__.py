@@ -1,0 +1,1 @@
+"""Alembic migrations: ``pmc-adapter upgrade-schema`` (and ``serve``) apply them."""
