@@ -87,7 +87,8 @@ def test_each_biller_gets_the_connector_its_config_names(tmp_path):
     other = directory.for_biller("5678")
     assert isinstance(other, StaticErp) and other.options.timeout == 0.5
     assert other.post_payment(None, "R9").reference == "X-R9"
-    assert directory.for_biller("5678") is other  # one per biller per process
+    assert directory.for_biller("5678") is other
+    assert directory.for_biller("9876") is directory.for_biller("1234")  # one per ERP
     assert ErpDirectory(load_settings(environ={})).for_biller("1234") is None  # no ERP
 
 

@@ -7,7 +7,8 @@ methods, speaking our domain types) and names it in the config file::
     erp_connector = "mycompany.erp:SapConnector"
     erp_wsdl = "https://sap.internal/cobranzas?wsdl"
 
-The class is built once per biller per process with :class:`ErpOptions`.
+The class is built once per distinct configuration per process with
+:class:`ErpOptions`.
 Its methods raise :class:`adapter.errors.ErpUnavailable` for anything worth
 retrying (timeouts, connection errors, faults) and
 :class:`adapter.errors.ErpRejected` for a definitive "no".
@@ -76,11 +77,14 @@ def _load_class(dotted: str) -> type[ErpConnector]:
 
 
 class ErpDirectory:
-    """The ERP connector of each biller: one instance per biller per process."""
+    """The ERP connector of each biller: one instance per distinct ERP configuration
+    per process, so that billers sharing the global ERP share one client."""
 
     def __init__(self, settings: Settings):
         self._settings = settings
         self._connectors: dict[str, ErpConnector | None] = {}
+        # billers configured alike share one connector (one zeep client per ERP)
+        self._shared: dict[tuple, ErpConnector] = {}
         self._lock = threading.Lock()
 
     def timeout_for(self, biller_id: str) -> float:
@@ -101,10 +105,14 @@ class ErpDirectory:
                                      f"not {options['erp_auth']!r}")
         extra = {key: value for key, value in self._settings.billers.get(biller_id, {}).items()
                  if key not in options}
-        cls = _load_class(options["erp_connector"])
-        return cls(ErpOptions(wsdl=options["erp_wsdl"], timeout=options["erp_timeout"],
-                              auth=options["erp_auth"], username=options["erp_username"],
-                              password=options["erp_password"], extra=extra))
+        key = (tuple(sorted(options.items())), tuple(sorted(map(repr, extra.items()))))
+        if key not in self._shared:
+            cls = _load_class(options["erp_connector"])
+            self._shared[key] = cls(ErpOptions(
+                wsdl=options["erp_wsdl"], timeout=options["erp_timeout"],
+                auth=options["erp_auth"], username=options["erp_username"],
+                password=options["erp_password"], extra=extra))
+        return self._shared[key]
 
     def check(self) -> None:
         """Build every configured connector now, so that a bad config stops the start
