@@ -9,7 +9,9 @@ from adapter.config import Settings, load_settings
 from adapter.erp.connector import ErpDirectory
 from adapter.service.billing import BillingService
 from adapter.service.forwarding import Forwarder
+from adapter.soap import contract
 from adapter.soap.gateway import Gateway
+from adapter.soap.security import Guard
 from adapter.soap.service import spyne_application
 from adapter.storage.db import make_engine, ping
 from adapter.storage.uow import Storage
@@ -56,4 +58,9 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
         parts.forwarder.start(settings.forward_poll)
     engine = parts.storage.engine
     return Gateway(WsgiApplication(spyne_application(parts.billing)), settings,
-                   health_check=lambda: ping(engine))
+                   health_check=lambda: ping(engine), guard=guard_for(settings))
+
+
+def guard_for(settings: Settings) -> Guard:
+    operations = {op.name for op in contract.operations().values()}
+    return Guard.from_settings(settings, operations)

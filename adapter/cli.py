@@ -21,16 +21,22 @@ log = logging.getLogger("adapter")
 
 
 def _serve(settings: Settings, args) -> int:
-    from adapter.app import erp_configured, make_wsgi_app
+    from adapter.app import erp_configured, guard_for, make_wsgi_app
     from adapter.erp.connector import ErpDirectory
     from adapter.gunicorn_app import serve_wsgi
 
     ErpDirectory(settings).check()
+    guard_for(settings)  # a bad caller list stops the start, not the first request
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
     engine.dispose()  # workers open their own connections after the fork
     if not settings.empresas:
         log.warning("PMC_ADAPTER_EMPRESAS is not set: serving every biller number")
+    if not settings.callers:
+        log.warning("no callers configured (PMC_ADAPTER_CALLERS): requests are not "
+                    "authenticated; do this only behind a gateway that authenticates PMC")
+    if not settings.allowed_networks:
+        log.warning("PMC_ADAPTER_ALLOWED_NETWORKS is not set: any address may call")
     if not erp_configured(settings):
         log.info("no ERP configured: answering from the billing base only")
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,

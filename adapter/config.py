@@ -19,6 +19,17 @@ Config file example::
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
     erp_timeout = 3.0
 
+    # who may call (both optional; unset = anyone, with a warning at start)
+    allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
+
+    [callers.pmc]            # HTTP Basic or WS-Security UsernameToken
+    password = "change-me"
+    operations = ["ConsultarDeuda", "InformarPago"]
+
+    [callers.web]
+    password = "change-me-too"
+    operations = ["AltaFactura"]
+
     [empresas.1234]          # per-biller settings override the ERP ones above
     name = "Aguas del Sur"
     erp_wsdl = "/etc/pmc-adapter/aguas-erp.wsdl"
@@ -29,6 +40,7 @@ Config file example::
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -62,11 +74,14 @@ class Settings:
     erp_connector: str = "adapter.erp.legacy:LegacyErp"
     erp_auth: str | None = None  # "wsse" (UsernameToken) or "basic"
     erp_username: str | None = None
-    erp_password: str | None = None
+    erp_password: str | None = field(default=None, repr=False)
     # Forwarding payments to the ERP: poll interval and retry backoff (seconds).
     forward_poll: float = 2.0
     forward_retry_base: float = 2.0
     forward_retry_max: float = 300.0
+    # Who may call: client networks, and callers by name ({"password", "operations"}).
+    allowed_networks: tuple[str, ...] = ()
+    callers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     billers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def serves(self, biller_id: str) -> bool:
@@ -104,6 +119,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
     config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
     raw: dict[str, Any] = {}
     billers: dict[str, Any] = {}
+    callers: dict[str, dict] = {}
     if config_file:
         path = Path(config_file)
         try:
@@ -114,13 +130,31 @@ def load_settings(config_file: str | os.PathLike | None = None,
             raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
         raw.update(document.get("adapter", {}))
         billers = {str(key): value for key, value in document.get("empresas", {}).items()}
+        callers = {str(key): dict(value) for key, value in document.get("callers", {}).items()}
 
     for name in Settings.__dataclass_fields__:
-        if name == "billers":
+        if name in ("billers", "callers"):
             continue
         value = environ.get(ENV_PREFIX + name.upper())
         if value not in (None, ""):
             raw[name] = value
+
+    # PMC_ADAPTER_CALLERS="name:password,name:password" (every operation allowed)
+    for entry in _split_list(environ.get(ENV_PREFIX + "CALLERS", "")):
+        name, separator, password = entry.partition(":")
+        if not separator or not name or not password:
+            raise ConfigurationError("PMC_ADAPTER_CALLERS takes name:password pairs")
+        callers[name] = {"password": password}
+    for name, caller in callers.items():
+        if not caller.get("password"):
+            raise ConfigurationError(f"caller {name} has no password")
+
+    networks = tuple(_split_list(raw.pop("allowed_networks", [])))
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigurationError(f"allowed_networks: {network!r} is not a network") from None
 
     unknown = set(raw) - set(Settings.__dataclass_fields__)
     if unknown:
@@ -145,5 +179,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
            for name in ERP_KEYS if name not in FLOAT_KEYS},
         **{name: _positive(name, raw.get(name, getattr(Settings, name)), float)
            for name in FLOAT_KEYS},
+        allowed_networks=networks,
+        callers=callers,
         billers=billers,
     )

@@ -59,6 +59,18 @@ class SchemaViolation(ClientError):
     fault_code = "Client.SchemaViolation"
 
 
+class AddressNotAllowed(ClientError):
+    fault_code = "Client.AddressNotAllowed"
+
+
+class NotAuthenticated(ClientError):
+    fault_code = "Client.NotAuthenticated"
+
+
+class NotAuthorized(ClientError):
+    fault_code = "Client.NotAuthorized"
+
+
 class UnknownBiller(ClientError):
     fault_code = "Client.UnknownEmpresa"
 

@@ -240,8 +240,9 @@ class RawSoap:
         self.url, self.schema = url, schema
 
     def post(self, payload: bytes | str, soap_action: str | None = None,
-             content_type: str = "text/xml; charset=utf-8") -> SoapReply:
-        headers = {"Content-Type": content_type}
+             content_type: str = "text/xml; charset=utf-8",
+             headers: dict | None = None) -> SoapReply:
+        headers = {"Content-Type": content_type, **(headers or {})}
         if soap_action is not None:
             headers["SOAPAction"] = f'"{soap_action}"'
         if isinstance(payload, str):

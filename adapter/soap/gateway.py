@@ -32,6 +32,7 @@ from adapter.errors import (AdapterError, DocumentTooDeep, ForbiddenDtd, Invalid
 from adapter.soap import contract
 from adapter.soap.contract import SOAP12_ENV_NS, SOAP_ENV_NS, Operation
 from adapter.soap.faults import fault_envelope
+from adapter.soap.security import SECURITY_HEADER, Guard
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,14 @@ def _first_error(schema: xmlschema.XMLSchema, element: etree._Element) -> str | 
 
 class Gateway:
     def __init__(self, spyne_wsgi: Callable, settings: Settings,
-                 health_check: Callable[[], None]):
+                 health_check: Callable[[], None], guard: Guard | None = None):
         self._spyne = spyne_wsgi
         self._settings = settings
         self._health_check = health_check
         self._schema = contract.schema()
         self._operations = contract.operations()
         self._namespace = contract.target_namespace()
+        self._guard = guard or Guard({}, [])
 
     # -- WSGI ------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class Gateway:
         started = time.perf_counter()
         operation = None
         try:
+            self._guard.check_address(environ.get("REMOTE_ADDR"))
             body = self._read_body(environ)
             request = self._parse(body)
             operation = self._admit(request, environ)
@@ -222,8 +225,10 @@ class Gateway:
         if tags not in ([body_tag], [header_tag, body_tag]):
             raise NotSoapEnvelope("an Envelope holds an optional Header, then one Body, "
                                   "and nothing else")
-        if len(parts) == 2:
-            self._check_headers(parts[0])
+        header = parts[0] if len(parts) == 2 else None
+        caller = self._guard.authenticate(environ, header)
+        if header is not None:
+            self._check_headers(header)
 
         entries = [child for child in parts[-1] if isinstance(child.tag, str)]
         if len(entries) != 1:
@@ -235,6 +240,8 @@ class Gateway:
             names = ", ".join(op.name for op in self._operations.values())
             raise UnknownOperation(f"no operation takes <{request.tag}>; "
                                    f"the operations in {{{self._namespace}}} are {names}")
+
+        self._guard.authorize(caller, operation.name)
 
         action = environ.get("HTTP_SOAPACTION", "").strip().strip('"')
         if action and action != operation.soap_action:
@@ -251,11 +258,12 @@ class Gateway:
             raise UnknownBiller(f"idEmpresa {biller} is not served by this adapter")
         return operation
 
-    @staticmethod
-    def _check_headers(header: etree._Element) -> None:
+    def _check_headers(self, header: etree._Element) -> None:
         for block in header:
             if not isinstance(block.tag, str):
                 continue
+            if block.tag == SECURITY_HEADER and self._guard.authenticates:
+                continue  # understood: it carried the credentials just checked
             if block.get(f"{{{SOAP_ENV_NS}}}mustUnderstand") in ("1", "true"):
                 raise MustUnderstand(f"header <{block.tag}> is marked mustUnderstand "
                                      "and this service does not process it")

@@ -1,0 +1,129 @@
+"""Who may call: caller credentials (HTTP Basic, WS-Security UsernameToken) and address
+allow-lists. A refused caller gets a precise SOAP fault and writes nothing."""
+import base64
+import hashlib
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import zeep
+from zeep.wsse.username import UsernameToken
+
+from conftest import RawSoap, envelope, start_server, stop_server, today, unique
+
+CONFIG = """
+[adapter]
+allowed_networks = ["127.0.0.0/8", "::1/128"]
+
+[callers.pmc]
+password = "pmc-s3cret"
+operations = ["ConsultarDeuda", "InformarPago"]
+
+[callers.web]
+password = "web-s3cret"
+operations = ["AltaFactura"]
+"""
+
+
+@pytest.fixture(scope="module")
+def secured(database_url, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("secured")
+    (workdir / "adapter.toml").write_text(CONFIG)
+    server = start_server(database_url, workdir, PMC_ADAPTER_CONFIG=str(workdir / "adapter.toml"))
+    yield server
+    stop_server(server)
+
+
+def query(customer="C1"):
+    return envelope("ConsultarDeuda", [("idEmpresa", "1234"), ("idCliente", customer)])
+
+
+def basic(name, password):
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+def post(server, schema, payload, authorization=None, action="ConsultarDeuda"):
+    headers = {"Authorization": authorization} if authorization else {}
+    return RawSoap(server.soap_url, schema).post(payload, soap_action=action, headers=headers)
+
+
+@pytest.mark.parametrize("authorization", [None, basic("pmc", "wrong"), basic("nobody", "x"),
+                                           "Basic !!!not-base64"])
+def test_missing_or_wrong_credentials_are_refused_and_write_nothing(secured, schema,
+                                                                    authorization):
+    before = secured.database.counts()
+    reply = post(secured, schema, query(), authorization)
+    assert reply.fault_code == "soap:Client.NotAuthenticated"
+    assert secured.database.counts() == before
+
+
+def test_http_basic_credentials_are_accepted(secured, schema):
+    reply = post(secured, schema, query(), basic("pmc", "pmc-s3cret"))
+    assert reply.field("codigoRespuesta") == "1"
+
+
+@pytest.mark.parametrize("digest", [False, True])
+def test_ws_security_username_token_is_accepted(secured, digest):
+    client = zeep.Client(secured.soap_url + "?wsdl",
+                         wsse=UsernameToken("pmc", "pmc-s3cret", use_digest=digest))
+    assert client.service.ConsultarDeuda(idEmpresa="1234", idCliente="C1").codigoRespuesta == 1
+
+
+@pytest.mark.parametrize("digest", [False, True])
+def test_ws_security_with_a_wrong_password_is_refused(secured, digest):
+    client = zeep.Client(secured.soap_url + "?wsdl",
+                         wsse=UsernameToken("pmc", "guess", use_digest=digest))
+    with pytest.raises(zeep.exceptions.Fault) as fault:
+        client.service.ConsultarDeuda(idEmpresa="1234", idCliente="C1")
+    assert fault.value.code.endswith("Client.NotAuthenticated")
+
+
+def test_a_stale_password_digest_is_refused(secured, schema):
+    nonce = os.urandom(16)
+    created = (datetime.now(timezone.utc) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + b"pmc-s3cret").digest())
+    wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+    wsu = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+    header = (f'<soap:Header><wsse:Security xmlns:wsse="{wsse}" xmlns:wsu="{wsu}" '
+              'soap:mustUnderstand="1"><wsse:UsernameToken><wsse:Username>pmc</wsse:Username>'
+              '<wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-'
+              f'username-token-profile-1.0#PasswordDigest">{digest.decode()}</wsse:Password>'
+              f'<wsse:Nonce>{base64.b64encode(nonce).decode()}</wsse:Nonce>'
+              f'<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security>'
+              '</soap:Header>')
+    payload = query().decode().replace("<soap:Body>", header + "<soap:Body>")
+    reply = post(secured, schema, payload.encode())
+    assert reply.fault_code == "soap:Client.NotAuthenticated"
+    assert "five minutes" in reply.fault_string
+
+
+def test_a_caller_only_calls_its_operations(secured, schema):
+    customer = unique("C")
+    alta = envelope("AltaFactura", [
+        ("idEmpresa", "1234"), ("idCliente", customer), ("idFactura", "F1"), ("moneda", "ARS"),
+        ("vencimientos", [("vencimiento", [("fecha", today().isoformat()), ("importe", "1")])])])
+    refused = post(secured, schema, alta, basic("pmc", "pmc-s3cret"), action="AltaFactura")
+    assert refused.fault_code == "soap:Client.NotAuthorized"
+    assert "pmc may not call AltaFactura" in refused.fault_string
+    assert secured.database.count("invoices", customer_id=customer) == 0
+    accepted = post(secured, schema, alta, basic("web", "web-s3cret"), action="AltaFactura")
+    assert accepted.field("codigoRespuesta") == "0"
+    payment = envelope("InformarPago", [
+        ("idEmpresa", "1234"), ("idOperacion", unique("OP")), ("idCliente", customer),
+        ("idFactura", "F1"), ("importe", "1.00"), ("moneda", "ARS"),
+        ("fechaPago", f"{today()}T12:00:00-03:00")])
+    assert post(secured, schema, payment, basic("web", "web-s3cret"),
+                action="InformarPago").fault_code == "soap:Client.NotAuthorized"
+    assert secured.database.count("payments", customer_id=customer) == 0
+
+
+def test_an_address_outside_the_allowed_networks_is_refused(database_url, schema, tmp_path):
+    server = start_server(database_url, tmp_path, PMC_ADAPTER_ALLOWED_NETWORKS="10.0.0.0/8")
+    try:
+        before = server.database.counts()
+        reply = RawSoap(server.soap_url, schema).post(query(), soap_action="ConsultarDeuda")
+        assert reply.fault_code == "soap:Client.AddressNotAllowed"
+        assert "127.0.0.1" in reply.fault_string
+        assert server.database.counts() == before
+    finally:
+        stop_server(server)
