@@ -39,8 +39,9 @@ def _serve(settings: Settings, args) -> int:
         log.warning("PMC_ADAPTER_ALLOWED_NETWORKS is not set: any address may call")
     if not erp_configured(settings):
         log.info("no ERP configured: answering from the billing base only")
+    tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,
-               workers=settings.workers, log_level=settings.log_level)
+               workers=settings.workers, log_level=settings.log_level, tls=tls)
     return 0
 
 

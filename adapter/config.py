@@ -19,6 +19,9 @@ Config file example::
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
     erp_timeout = 3.0
 
+    # HTTPS (PEM files); unset = plain HTTP, e.g. behind a TLS-terminating proxy
+    tls_cert = "/etc/pmc-adapter/cert.pem"
+    tls_key = "/etc/pmc-adapter/key.pem"
     # who may call (both optional; unset = anyone, with a warning at start)
     allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
 
@@ -53,6 +56,7 @@ from adapter.errors import ConfigurationError
 ENV_PREFIX = "PMC_ADAPTER_"
 DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
 BILLER_ID = re.compile(r"[0-9]{4}")
+OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key")
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max")
@@ -79,6 +83,9 @@ class Settings:
     forward_poll: float = 2.0
     forward_retry_base: float = 2.0
     forward_retry_max: float = 300.0
+    # HTTPS, terminated by gunicorn (both files PEM; unset = plain HTTP).
+    tls_cert: str | None = None
+    tls_key: str | None = None
     # Who may call: client networks, and callers by name ({"password", "operations"}).
     allowed_networks: tuple[str, ...] = ()
     callers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
@@ -156,6 +163,9 @@ def load_settings(config_file: str | os.PathLike | None = None,
         except ValueError:
             raise ConfigurationError(f"allowed_networks: {network!r} is not a network") from None
 
+    if bool(raw.get("tls_cert")) != bool(raw.get("tls_key")):
+        raise ConfigurationError("HTTPS needs both tls_cert and tls_key")
+
     unknown = set(raw) - set(Settings.__dataclass_fields__)
     if unknown:
         raise ConfigurationError(f"unknown setting(s) in [adapter]: {', '.join(sorted(unknown))}")
@@ -176,7 +186,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
             "max_xml_depth", raw.get("max_xml_depth", Settings.max_xml_depth)),
         log_level=str(raw.get("log_level", Settings.log_level)),
         **{name: raw.get(name, getattr(Settings, name))
-           for name in ERP_KEYS if name not in FLOAT_KEYS},
+           for name in ERP_KEYS + OPTIONAL_TEXT_KEYS if name not in FLOAT_KEYS},
         **{name: _positive(name, raw.get(name, getattr(Settings, name)), float)
            for name in FLOAT_KEYS},
         allowed_networks=networks,

@@ -8,9 +8,9 @@ from gunicorn.app.base import BaseApplication
 
 def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads: int = 1,
                log_level: str = "info", timeout: int = 60,
-               post_worker_init: Callable | None = None,
-               worker_exit: Callable | None = None) -> None:
-    """Serve the app ``load()`` returns (called in each worker) until gunicorn stops."""
+               tls: tuple[str, str] | None = None) -> None:
+    """Serve the app ``load()`` returns (called in each worker) until gunicorn stops;
+    with ``tls`` = (certificate, key) PEM files, over HTTPS."""
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -25,10 +25,9 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
                 # one control socket per user would clash between instances
                 self.cfg.set("control_socket_disable", True)
-            if post_worker_init is not None:
-                self.cfg.set("post_worker_init", post_worker_init)
-            if worker_exit is not None:
-                self.cfg.set("worker_exit", worker_exit)
+            if tls is not None:
+                self.cfg.set("certfile", tls[0])
+                self.cfg.set("keyfile", tls[1])
 
         def load(self):
             return load()

@@ -120,12 +120,15 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    verify: str | bool = True
+
     def alive(self) -> bool:
         return self.process.poll() is None and requests.get(
-            self.base_url + "/health", timeout=5).status_code == 200
+            self.base_url + "/health", timeout=5, verify=self.verify).status_code == 200
 
 
-def start_server(database_url: str, workdir: Path, **env) -> Server:
+def start_server(database_url: str, workdir: Path, scheme: str = "http",
+                 verify: str | bool = True, **env) -> Server:
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     environment = {**os.environ, "PMC_ADAPTER_DATABASE_URL": database_url,
@@ -136,14 +139,14 @@ def start_server(database_url: str, workdir: Path, **env) -> Server:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    cwd=workdir, env=environment)
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if requests.get(base_url + "/health", timeout=2).status_code == 200:
-                return Server(base_url, Database(database_url), process, log_path)
+            if requests.get(base_url + "/health", timeout=2, verify=verify).status_code == 200:
+                return Server(base_url, Database(database_url), process, log_path, verify)
         except requests.ConnectionError:
             pass
         time.sleep(0.2)

@@ -29,6 +29,9 @@ def test_environment_wins_over_the_file(tmp_path):
     ({"PMC_ADAPTER_WORKERS": "many"}, "whole number"),
     ({"PMC_ADAPTER_MAX_REQUEST_BYTES": "0"}, "positive"),
     ({"PMC_ADAPTER_ERP_TIMEOUT": "soon"}, "erp_timeout must be a number"),
+    ({"PMC_ADAPTER_TLS_CERT": "cert.pem"}, "both tls_cert and tls_key"),
+    ({"PMC_ADAPTER_CALLERS": "pmc"}, "name:password"),
+    ({"PMC_ADAPTER_ALLOWED_NETWORKS": "10.0.0.0/33"}, "not a network"),
     ({"PMC_ADAPTER_FORWARD_RETRY_MAX": "-1"}, "forward_retry_max must be positive"),
     ({"PMC_ADAPTER_CONFIG": "/nonexistent/adapter.toml"}, "cannot read"),
 ])

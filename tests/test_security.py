@@ -3,9 +3,11 @@ allow-lists. A refused caller gets a precise SOAP fault and writes nothing."""
 import base64
 import hashlib
 import os
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 import zeep
 from zeep.wsse.username import UsernameToken
 
@@ -125,5 +127,29 @@ def test_an_address_outside_the_allowed_networks_is_refused(database_url, schema
         assert reply.fault_code == "soap:Client.AddressNotAllowed"
         assert "127.0.0.1" in reply.fault_string
         assert server.database.counts() == before
+    finally:
+        stop_server(server)
+
+
+def test_https_serves_soap_and_a_wsdl_with_an_https_address(database_url, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = start_server(database_url, tmp_path, scheme="https", verify=str(cert),
+                          PMC_ADAPTER_TLS_CERT=str(cert), PMC_ADAPTER_TLS_KEY=str(key))
+    try:
+        wsdl = requests.get(server.soap_url + "?wsdl", verify=str(cert), timeout=10)
+        assert f'location="https://127.0.0.1:{server.base_url.rsplit(":", 1)[1]}/soap"' \
+            in wsdl.text
+        session = requests.Session()
+        session.trust_env = False  # else a CA bundle from the environment beats session.verify
+        session.verify = str(cert)
+        client = zeep.Client(server.soap_url + "?wsdl",
+                             transport=zeep.transports.Transport(session=session))
+        assert client.service.ConsultarDeuda(idEmpresa="1234",
+                                             idCliente="C1").codigoRespuesta == 1
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(server.base_url.replace("https", "http") + "/health", timeout=5)
     finally:
         stop_server(server)
