@@ -45,7 +45,7 @@ def build(settings: Settings) -> Components:
         forwarder = Forwarder(storage, erps, lease=forward_lease(settings),
                               retry_base=settings.forward_retry_base,
                               retry_max=settings.forward_retry_max)
-    billing = BillingService(storage, erps,
+    billing = BillingService(storage, erps, concurrency=settings.threads,
                              on_payment_stored=forwarder.wake if forwarder else lambda: None)
     return Components(storage, erps, forwarder, billing)
 

@@ -41,7 +41,8 @@ def _serve(settings: Settings, args) -> int:
         log.info("no ERP configured: answering from the billing base only")
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,
-               workers=settings.workers, log_level=settings.log_level, tls=tls)
+               workers=settings.workers, threads=settings.threads,
+               log_level=settings.log_level, tls=tls)
     return 0
 
 
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="upgrade the schema, serve SOAP, forward payments")
     serve.add_argument("--bind", help="HOST:PORT (default: $PMC_ADAPTER_BIND or 127.0.0.1:8080)")
     serve.add_argument("--workers", type=int, help="gunicorn workers (default: 2)")
+    serve.add_argument("--threads", type=int, help="threads per worker (default: 16)")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="forward stored payments to the ERP (no HTTP)")
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(None, args)
     try:
         settings = load_settings(args.config)
-        overrides = {key: getattr(args, key, None) for key in ("bind", "workers")}
+        overrides = {key: getattr(args, key, None) for key in ("bind", "workers", "threads")}
         settings = Settings(**{**settings.__dict__,
                                **{k: v for k, v in overrides.items() if v is not None}})
         return args.run(settings, args)

@@ -67,6 +67,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     bind: str = "127.0.0.1:8080"
     workers: int = 2
+    # Threads per worker: a request waiting on a slow ERP must not hold up the others.
+    threads: int = 16
     # Billers (4-digit numbers) this adapter serves; empty serves any biller.
     empresas: frozenset[str] = frozenset()
     max_request_bytes: int = 1024 * 1024
@@ -179,6 +181,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         database_url=str(raw.get("database_url", Settings.database_url)),
         bind=str(raw.get("bind", Settings.bind)),
         workers=_positive("workers", raw.get("workers", Settings.workers)),
+        threads=_positive("threads", raw.get("threads", Settings.threads)),
         empresas=empresas,
         max_request_bytes=_positive(
             "max_request_bytes", raw.get("max_request_bytes", Settings.max_request_bytes)),

@@ -269,4 +269,4 @@ def serve(bind: str, invoices: str, latency_ms: int = 0, fail_rate: float = 0.0,
     # One process: the simulated ERP's store lives in memory (and --state).
     serve_wsgi(lambda: SimulatedErp(items, latency_ms, fail_rate, user_password,
                                     Path(state_file) if state_file else None),
-               bind=bind, workers=1, threads=16)
+               bind=bind, workers=1, threads=64)

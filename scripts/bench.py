@@ -2,10 +2,13 @@
 """Benchmark: latency, throughput and worker memory of a real `pmc-adapter serve`.
 
 Starts the service on loopback (SQLite in a temporary folder unless --database-url),
-creates --invoices invoices with AltaFactura, then runs ConsultarDeuda and
+creates --requests invoices with AltaFactura, then runs ConsultarDeuda and
 InformarPago against them from --concurrency client threads, and prints figures.
+With --erp, the bundled legacy ERP runs too (its own process, --erp-latency-ms
+slower per call) and the adapter asks it and forwards every payment to it.
 
     .venv/bin/python scripts/bench.py [--requests 2000] [--concurrency 4] [--workers 2]
+    .venv/bin/python scripts/bench.py --erp [--erp-latency-ms 50] [--erp-timeout 3]
 """
 from __future__ import annotations
 
@@ -29,14 +32,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import envelope, free_port  # noqa: E402  (the tests' own envelope builder)
 
 
-def start(database_url: str, workers: int, workdir: str) -> tuple[subprocess.Popen, str]:
+CLI = str(Path(sys.executable).with_name("pmc-adapter"))
+
+
+def start(arguments: list[str], workdir: str, env: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("pmc-adapter")), "serve",
-         "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PMC_ADAPTER_DATABASE_URL": database_url,
-             "PMC_ADAPTER_LOG_LEVEL": "warning"})
+    process = subprocess.Popen([CLI, *arguments, "--bind", f"127.0.0.1:{port}"], cwd=workdir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PMC_ADAPTER_LOG_LEVEL": "warning", **env})
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -45,7 +48,7 @@ def start(database_url: str, workers: int, workdir: str) -> tuple[subprocess.Pop
         except requests.ConnectionError:
             time.sleep(0.1)
     process.kill()
-    raise SystemExit("server did not start")
+    raise SystemExit(f"{arguments[0]} did not start")
 
 
 def rss_mib(pid: int) -> float:
@@ -90,15 +93,30 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url")
+    parser.add_argument("--erp", action="store_true", help="run against the bundled ERP")
+    parser.add_argument("--erp-latency-ms", type=int, default=0)
+    parser.add_argument("--erp-timeout", type=float, default=3.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as workdir:
         database_url = args.database_url or f"sqlite:///{workdir}/bench.sqlite3"
-        process, url = start(database_url, args.workers, workdir)
+        env = {"PMC_ADAPTER_DATABASE_URL": database_url}
+        erp = None
+        if args.erp:
+            invoices = Path(workdir) / "erp.csv"
+            invoices.write_text("cliente,factura,moneda,vencimiento1,importe1,vencimiento2,"
+                                "importe2,vencimiento3,importe3\n")
+            erp, erp_url = start(["erp-sim", "--invoices", str(invoices),
+                                  "--latency-ms", str(args.erp_latency_ms)], workdir, {})
+            env.update(PMC_ADAPTER_ERP_WSDL=erp_url + "/erp?wsdl",
+                       PMC_ADAPTER_ERP_TIMEOUT=str(args.erp_timeout))
+        process, url = start(["serve", "--workers", str(args.workers)], workdir, env)
         try:
+            erp_note = (f", ERP at {args.erp_latency_ms} ms latency, timeout {args.erp_timeout} s"
+                        if args.erp else ", no ERP")
             print(f"pmc-adapter bench: {args.requests} requests per operation, "
                   f"{args.concurrency} client threads, {args.workers} gunicorn workers, "
-                  f"{database_url.split(':')[0]}, {os.cpu_count()} CPUs")
+                  f"{database_url.split(':')[0]}{erp_note}, {os.cpu_count()} CPUs")
             print(f"memory at start: {rss_mib(process.pid):.0f} MiB RSS (master + workers)")
             run_id, day = uuid.uuid4().hex[:8], date.today() + timedelta(days=30)
             customers = [f"B{run_id}{i}" for i in range(args.requests)]
@@ -118,9 +136,21 @@ def main() -> None:
             run("InformarPago", url, payments, args.concurrency)
             run("InformarPago replay", url, payments, args.concurrency)
             print(f"memory at end:   {rss_mib(process.pid):.0f} MiB RSS (master + workers)")
+            if erp is not None:
+                started, total = time.perf_counter(), len(payments)
+                while time.perf_counter() - started < 120:
+                    received = len(requests.get(erp_url + "/_sim/state", timeout=10)
+                                   .json()["payments"])
+                    if received >= total:
+                        break
+                    time.sleep(0.2)
+                print(f"forwarded to the ERP: {received} of {total} payments, all within "
+                      f"{time.perf_counter() - started:.1f} s after the last notice")
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            for running in (process, erp):
+                if running is not None:
+                    running.terminate()
+                    running.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def test_slow_erp_costs_at_most_its_timeout(pmc, base, erp):
     code, listed, elapsed = ask(pmc, "M1")
     assert code == 0 and sorted(listed) == sorted(BASE_ONLY_M1)
     # the deadline: the ERP's timeout plus our own work, far below its 4 s
-    assert elapsed < ERP_TIMEOUT + 1.5
+    assert elapsed < ERP_TIMEOUT + 2
 
 
 def test_faulting_erp_answers_from_the_base(pmc, base, erp):

@@ -49,13 +49,16 @@ def new_receipt_id(at: datetime) -> str:
 class BillingService:
     def __init__(self, storage: Storage, erps: ErpDirectory | None = None,
                  clock: Callable[[], datetime] = _utcnow,
-                 on_payment_stored: Callable[[], None] = lambda: None):
+                 on_payment_stored: Callable[[], None] = lambda: None,
+                 concurrency: int = 8):
         self._storage = storage
         self._erps = erps
         self._clock = clock
         self._on_payment_stored = on_payment_stored
-        # ERP calls run here, so that a late one can be abandoned at its deadline.
-        self._erp_calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="erp-lookup")
+        # ERP calls run here, so that a late one can be abandoned at its deadline. An
+        # abandoned call lingers until its own timeout: room for two per request thread.
+        self._erp_calls = ThreadPoolExecutor(max_workers=2 * concurrency,
+                                             thread_name_prefix="erp-lookup")
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for retry in range(CONFLICT_RETRIES):

@@ -8,6 +8,7 @@ the start of a transaction instead of failing half-way through it.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -42,9 +43,25 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    # Threads of one process queue for the write lock here, waking as soon as it is
+    # free; SQLite's own busy handler (between processes) sleeps in steps of up to 100 ms.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writer.acquire()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writer.release()
+            raise
+        connection.info["holds_writer_lock"] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection):
+        if connection.info.pop("holds_writer_lock", False):
+            writer.release()
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
