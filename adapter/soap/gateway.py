@@ -150,8 +150,8 @@ class Gateway:
         try:
             self._health_check()
         except Exception as error:  # any failure means "not ready"
-            log.warning("health check failed: %s", error)
-            body = {"status": "unavailable", "database": str(error)}
+            log.warning("health check failed: %s", error)  # details stay in the log
+            body = {"status": "unavailable", "database": "unreachable"}
             return _reply("503 Service Unavailable", json.dumps(body).encode(), "application/json")
         return _reply("200 OK", json.dumps({"status": "ok", "database": "ok"}).encode(),
                       "application/json")
