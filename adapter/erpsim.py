@@ -39,12 +39,11 @@ import xmlschema
 from lxml import etree
 
 from adapter.soap.contract import SOAP_ENV_NS, secure_parser, wsdl_dir, wsdl_for
+from adapter.soap.security import WSSE_NS
 
 log = logging.getLogger(__name__)
 
 ERP_NS = "http://factuplus.example/ws/cobranzas/2004"
-WSSE_NS = ("http://docs.oasis-open.org/wss/2004/01/"
-           "oasis-200401-wss-wssecurity-secext-1.0.xsd")
 CURRENCY_CODES = {"ARS": "PES", "USD": "DOL"}
 XML = "text/xml; charset=utf-8"
 

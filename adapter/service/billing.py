@@ -156,10 +156,9 @@ class BillingService:
             invoice = candidates[0] if candidates else None
             outcome = judge_payment(notice, invoice)
             receipt_id = new_receipt_id(self._clock())
-            applied = replace(invoice, paid=True) if outcome is Outcome.OK else None
-            if applied is not None:
-                uow.invoices.save(applied)
-            payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_to=applied)
+            applied_pk = (uow.invoices.save(replace(invoice, paid=True))
+                          if outcome is Outcome.OK else None)
+            payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
             if self._erp_has_biller(notice.biller_id):
                 uow.forwards.enqueue(payment_pk)
             uow.commit()

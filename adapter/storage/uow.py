@@ -86,25 +86,21 @@ class Invoices:
                 .order_by(InvoiceRow.pk))
         return [_invoice_from_row(row) for row in self._session.scalars(stmt)]
 
-    def save(self, invoice: Invoice) -> None:
-        """Insert the invoice, or overwrite the stored one with the same identity."""
+    def save(self, invoice: Invoice) -> int:
+        """Insert the invoice, or overwrite the stored one with the same identity;
+        returns its key."""
         row = self._row(invoice.biller_id, invoice.customer_id, invoice.invoice_id)
         if row is None:
             row = InvoiceRow(created_at=_now())
             self._session.add(row)
         _write_invoice(row, invoice)
-
-    def pk_of(self, invoice: Invoice) -> int:
-        row = self._row(invoice.biller_id, invoice.customer_id, invoice.invoice_id)
-        if row is None:
-            raise LookupError(f"invoice {invoice.invoice_id} is not stored")
+        self._session.flush()
         return row.pk
 
 
 class Payments:
-    def __init__(self, session: Session, invoices: Invoices):
+    def __init__(self, session: Session):
         self._session = session
-        self._invoices = invoices
 
     def by_operation(self, operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
         """The stored notice with this operation ID, its outcome and receipt."""
@@ -115,17 +111,17 @@ class Payments:
         return _notice_from_row(row), Outcome(row.response_code), row.receipt_id
 
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
-            applied_to: Invoice | None) -> int:
-        """Store the notice; returns its key."""
+            applied_invoice_pk: int | None) -> int:
+        """Store the notice (applied to that invoice, or observed); returns its key."""
         row = PaymentRow(
             operation_id=notice.operation_id, receipt_id=receipt_id,
             biller_id=notice.biller_id, customer_id=notice.customer_id,
             invoice_id=notice.invoice_id, amount=notice.amount,
             currency=notice.currency.value, paid_at=notice.paid_at,
             channel=notice.channel, query_id=notice.query_id,
-            status="applied" if applied_to is not None else "observed",
+            status="applied" if applied_invoice_pk is not None else "observed",
             response_code=int(outcome),
-            applied_invoice_pk=None if applied_to is None else self._invoices.pk_of(applied_to),
+            applied_invoice_pk=applied_invoice_pk,
             received_at=_now())
         self._session.add(row)
         self._session.flush()
@@ -243,7 +239,7 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self._session = self._session_factory()
         self.invoices = Invoices(self._session)
-        self.payments = Payments(self._session, self.invoices)
+        self.payments = Payments(self._session)
         self.queries = Queries(self._session)
         self.forwards = Forwards(self._session)
         return self
