@@ -3,7 +3,8 @@
 ``serve`` brings the database schema up to date and serves the SOAP service
 with gunicorn, forwarding payments to the ERP from every worker (one machine
 needs one command). ``worker`` forwards without serving; ``forwards`` shows
-the outbox; ``erp-sim`` serves the bundled reference legacy ERP.
+the outbox; ``import-fac`` loads a billing base file; ``erp-sim`` serves the
+bundled reference legacy ERP.
 """
 from __future__ import annotations
 
@@ -85,6 +86,34 @@ def _forwards(settings: Settings, args) -> int:
     return 0
 
 
+def _import_fac(settings: Settings, args) -> int:
+    from adapter.app import build
+    from adapter.fac import InvalidFacFile, parse_fac
+
+    try:
+        with open(args.file, encoding="latin-1") as handle:
+            fac = parse_fac(handle.read())
+    except OSError as error:
+        print(f"pmc-adapter import-fac: {error}", file=sys.stderr)
+        return 2
+    except InvalidFacFile as error:
+        print(f"pmc-adapter import-fac: {args.file} refused, nothing imported: {error}",
+              file=sys.stderr)
+        return 2
+    if not settings.serves(fac.biller_id):
+        print(f"pmc-adapter import-fac: biller {fac.biller_id} is not served here "
+              "(PMC_ADAPTER_EMPRESAS)", file=sys.stderr)
+        return 2
+    for rejected in fac.rejected:
+        print(f"rejected line {rejected.line}: {rejected.reason}")
+    upgrade_schema(make_engine(settings.database_url))
+    counts = build(settings).billing.import_billing_base(list(fac.invoices))
+    print(f"biller {fac.biller_id}, file of {fac.day:%Y-%m-%d}: "
+          + ", ".join(f"{count} {what}" for what, count in counts.items())
+          + f", {len(fac.rejected)} rejected")
+    return 1 if fac.rejected else 0
+
+
 def _upgrade(settings: Settings, args) -> int:
     applied = upgrade_schema(make_engine(settings.database_url))
     print(f"schema up to date; migrations applied: {', '.join(applied) or 'none'}")
@@ -123,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     forwards.add_argument("--limit", type=int, default=100)
     forwards.add_argument("--json", action="store_true")
     forwards.set_defaults(run=_forwards)
+
+    fac = commands.add_parser("import-fac", help="load a billing base file (FACnnnn.DDMMAA)")
+    fac.add_argument("file")
+    fac.set_defaults(run=_import_fac)
 
     upgrade = commands.add_parser("upgrade-schema", help="apply database migrations and exit")
     upgrade.set_defaults(run=_upgrade)

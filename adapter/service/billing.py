@@ -177,12 +177,33 @@ class BillingService:
         if invoice.is_expired_on(business_day(self._clock())):
             return Outcome.EXPIRED
         with self._storage.unit_of_work() as uow:
-            stored = uow.invoices.get(invoice.biller_id, invoice.customer_id,
-                                      invoice.invoice_id, lock=True)
-            if stored is not None and stored.paid:
-                return Outcome.ALREADY_PAID
-            if stored is not None and stored.same_terms_as(invoice):
-                return Outcome.OK
-            uow.invoices.save(invoice)
+            stored = self._store_invoice(uow, invoice)
             uow.commit()
-        return Outcome.OK
+        return Outcome.ALREADY_PAID if stored == "paid" else Outcome.OK
+
+    @staticmethod
+    def _store_invoice(uow, invoice: Invoice) -> str:
+        """Create or replace ``invoice``, unless it is paid or stored just so already;
+        says which: created, replaced, unchanged or paid."""
+        stored = uow.invoices.get(invoice.biller_id, invoice.customer_id, invoice.invoice_id,
+                                  lock=True)
+        if stored is not None and stored.paid:
+            return "paid"
+        if stored is not None and stored.same_terms_as(invoice):
+            return "unchanged"
+        uow.invoices.save(invoice)
+        return "created" if stored is None else "replaced"
+
+    # -- the billing base (FAC file) ------------------------------------------------------
+
+    def import_billing_base(self, invoices: list[Invoice]) -> dict[str, int]:
+        """Store the invoices of a billing base file in one transaction; paid invoices
+        are kept as they are. Returns how many were created, replaced, unchanged, paid."""
+        def attempt() -> dict[str, int]:
+            counts = dict.fromkeys(("created", "replaced", "unchanged", "paid"), 0)
+            with self._storage.unit_of_work() as uow:
+                for invoice in invoices:
+                    counts[self._store_invoice(uow, invoice)] += 1
+                uow.commit()
+            return counts
+        return self._retrying(attempt)
