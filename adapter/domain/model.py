@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -45,6 +45,11 @@ class Outcome(enum.IntEnum):
     EXPIRED = 5
     AMOUNT_MISMATCH = 6
     OPERATION_CONFLICT = 7
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC instant (the default clock of the use cases)."""
+    return datetime.now(timezone.utc)
 
 
 def business_day(moment: datetime) -> date:

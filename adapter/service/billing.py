@@ -19,12 +19,13 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, TypeVar
 
 from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer, PaymentNotice,
-                                  business_day, judge_debt, judge_payment, merge_invoices)
-from adapter.erp.connector import ErpDirectory, ErpLookup
+                                  business_day, judge_debt, judge_payment, merge_invoices,
+                                  utcnow)
+from adapter.erp.connector import ErpConnector, ErpDirectory, ErpLookup
 from adapter.errors import ErpError
 from adapter.storage.uow import Conflict, Storage
 
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 5
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def new_query_id() -> str:
@@ -48,7 +45,7 @@ def new_receipt_id(at: datetime) -> str:
 
 class BillingService:
     def __init__(self, storage: Storage, erps: ErpDirectory | None = None,
-                 clock: Callable[[], datetime] = _utcnow,
+                 clock: Callable[[], datetime] = utcnow,
                  on_payment_stored: Callable[[], None] = lambda: None,
                  concurrency: int = 8):
         self._storage = storage
@@ -70,13 +67,13 @@ class BillingService:
 
     # -- the ERP, bounded ------------------------------------------------------------
 
-    def _erp_has_biller(self, biller_id: str) -> bool:
-        return self._erps is not None and self._erps.for_biller(biller_id) is not None
+    def _erp_of(self, biller_id: str) -> ErpConnector | None:
+        return None if self._erps is None else self._erps.for_biller(biller_id)
 
     def _ask_erp(self, biller_id: str, customer_id: str) -> Future | None:
-        if not self._erp_has_biller(biller_id):
+        connector = self._erp_of(biller_id)
+        if connector is None:
             return None
-        connector = self._erps.for_biller(biller_id)
         return self._erp_calls.submit(connector.customer_invoices, biller_id, customer_id)
 
     def _erp_answer(self, biller_id: str, asked: Future | None) -> ErpLookup | None:
@@ -128,7 +125,7 @@ class BillingService:
         from_erp = next((inv for inv in (erp.invoices if erp else ())
                          if inv.invoice_id == notice.invoice_id), None)
         answer = self._retrying(lambda: self._record_payment_once(notice, from_erp))
-        if self._erp_has_biller(notice.biller_id):
+        if self._erp_of(notice.biller_id) is not None:
             self._on_payment_stored()
         return answer
 
@@ -159,7 +156,7 @@ class BillingService:
             applied_pk = (uow.invoices.save(replace(invoice, paid=True))
                           if outcome is Outcome.OK else None)
             payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
-            if self._erp_has_biller(notice.biller_id):
+            if self._erp_of(notice.biller_id) is not None:
                 uow.forwards.enqueue(payment_pk)
             uow.commit()
         if outcome is not Outcome.OK:

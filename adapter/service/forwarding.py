@@ -16,9 +16,10 @@ import os
 import random
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
+from adapter.domain.model import utcnow
 from adapter.erp.connector import ErpDirectory
 from adapter.errors import ErpRejected, ErpUnavailable, StorageUnavailable
 from adapter.storage.uow import Conflict, ForwardTask, Storage
@@ -28,14 +29,10 @@ log = logging.getLogger(__name__)
 BATCH = 20
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class Forwarder:
     def __init__(self, storage: Storage, erps: ErpDirectory, *, lease: float,
                  retry_base: float, retry_max: float,
-                 clock: Callable[[], datetime] = _utcnow, name: str | None = None):
+                 clock: Callable[[], datetime] = utcnow, name: str | None = None):
         self._storage = storage
         self._erps = erps
         self._lease = timedelta(seconds=lease)
@@ -77,15 +74,16 @@ class Forwarder:
             ack = connector.post_payment(notice, task.receipt_id)
         except ErpRejected as error:
             log.error("ERP rejected payment %s: %s", notice.operation_id, error)
-            self._record(task, lambda uow: uow.forwards.rejected(task, self.name, str(error)))
+            reason = str(error)
+            self._record(task, lambda uow: uow.forwards.rejected(task, self.name, reason))
         except Exception as error:  # ErpUnavailable, or a connector bug: try again later
             attempts = task.attempts + 1
             delay = self.backoff(attempts)
             log.warning("payment %s not forwarded (attempt %d), retry in %.0f s: %s",
                         notice.operation_id, attempts, delay, error)
-            at = self._clock() + timedelta(seconds=delay)
+            at, reason = self._clock() + timedelta(seconds=delay), str(error)
             self._record(task, lambda uow: uow.forwards.retry_later(task, self.name,
-                                                                   str(error), at))
+                                                                   reason, at))
         else:
             log.info("payment %s forwarded to the ERP (%s%s)", notice.operation_id,
                      ack.reference, ", already there" if ack.duplicate else "")

@@ -5,24 +5,20 @@ Repositories hand out domain objects (:mod:`adapter.domain.model`), never rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
-                                  PaymentNotice)
+                                  PaymentNotice, utcnow)
 from adapter.errors import StorageUnavailable
 from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow, QueryRow
 
 
 class Conflict(Exception):
     """A unique or check constraint refused the transaction; retry it from the start."""
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _invoice_from_row(row: InvoiceRow) -> Invoice:
@@ -51,7 +47,7 @@ def _write_invoice(row: InvoiceRow, invoice: Invoice) -> None:
     for position, due in enumerate(padded, start=1):
         setattr(row, f"due_date_{position}", due.on if due else None)
         setattr(row, f"amount_{position}", due.amount if due else None)
-    row.updated_at = _now()
+    row.updated_at = utcnow()
 
 
 def _notice_from_row(row: PaymentRow) -> PaymentNotice:
@@ -91,7 +87,7 @@ class Invoices:
         returns its key."""
         row = self._row(invoice.biller_id, invoice.customer_id, invoice.invoice_id)
         if row is None:
-            row = InvoiceRow(created_at=_now())
+            row = InvoiceRow(created_at=utcnow())
             self._session.add(row)
         _write_invoice(row, invoice)
         self._session.flush()
@@ -122,7 +118,7 @@ class Payments:
             status="applied" if applied_invoice_pk is not None else "observed",
             response_code=int(outcome),
             applied_invoice_pk=applied_invoice_pk,
-            received_at=_now())
+            received_at=utcnow())
         self._session.add(row)
         self._session.flush()
         return row.pk
@@ -137,7 +133,7 @@ class Queries:
         self._session.add(QueryRow(
             query_id=query_id, biller_id=biller_id, customer_id=customer_id,
             invoice_id=invoice_id, response_code=int(outcome),
-            invoice_count=invoice_count, asked_at=_now()))
+            invoice_count=invoice_count, asked_at=utcnow()))
 
 
 @dataclass(frozen=True)
@@ -170,7 +166,7 @@ class Forwards:
         self._session = session
 
     def enqueue(self, payment_pk: int) -> None:
-        now = _now()
+        now = utcnow()
         self._session.add(ForwardRow(payment_pk=payment_pk, status="pending", attempts=0,
                                      next_attempt_at=now, created_at=now))
 
@@ -209,7 +205,7 @@ class Forwards:
 
     def delivered(self, task: ForwardTask, worker: str, reference: str | None) -> bool:
         return self._finish(task, worker, status="delivered", erp_reference=reference,
-                            delivered_at=_now(), last_error=None)
+                            delivered_at=utcnow(), last_error=None)
 
     def rejected(self, task: ForwardTask, worker: str, error: str) -> bool:
         return self._finish(task, worker, status="rejected", last_error=error[:500])
