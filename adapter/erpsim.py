@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -38,13 +38,15 @@ from urllib.parse import parse_qs
 import xmlschema
 from lxml import etree
 
+from adapter.domain.model import Currency
+from adapter.erp.legacy import (CURRENCY_CODES, format_amount, format_date, parse_amount,
+                                parse_time)
 from adapter.soap.contract import SOAP_ENV_NS, secure_parser, wsdl_dir, wsdl_for
 from adapter.soap.security import WSSE_NS
 
 log = logging.getLogger(__name__)
 
 ERP_NS = "http://factuplus.example/ws/cobranzas/2004"
-CURRENCY_CODES = {"ARS": "PES", "USD": "DOL"}
 XML = "text/xml; charset=utf-8"
 
 
@@ -58,14 +60,6 @@ def _schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(etree.tostring(schema).decode())
 
 
-def _dmy(day: date) -> str:
-    return day.strftime("%d/%m/%Y")
-
-
-def _comma(amount: Decimal) -> str:
-    return f"{amount:.2f}".replace(".", ",")
-
-
 @dataclass
 class Item:
     customer: str
@@ -76,10 +70,10 @@ class Item:
 
     def settled_by(self, payment: dict) -> bool:
         """Whether a posted payment pays this item (else it stays unapplied cash)."""
-        day = datetime.strptime(payment["PayDate"], "%d/%m/%Y %H:%M:%S").date()
+        day = parse_time(payment["PayDate"]).date()
         due = next((amount for on, amount in self.due if day <= on), None)
         return (not self.paid and payment["CurrCode"] == self.currency
-                and due is not None and Decimal(payment["Amount"].replace(",", ".")) == due)
+                and due is not None and parse_amount(payment["Amount"]) == due)
 
 
 def load_items(path: str | Path) -> dict[str, list[Item]]:
@@ -92,7 +86,7 @@ def load_items(path: str | Path) -> dict[str, list[Item]]:
                         Decimal(row[f"importe{n}"]))
                        for n in (1, 2, 3) if (row.get(f"vencimiento{n}") or "").strip()]
                 item = Item(row["cliente"].strip(), row["factura"].strip(),
-                            CURRENCY_CODES[row["moneda"].strip()], due)
+                            CURRENCY_CODES[Currency(row["moneda"].strip())], due)
             except (KeyError, ValueError, ArithmeticError) as error:
                 raise ValueError(f"{path}, line {line}: {error!r}") from None
             items.setdefault(item.customer, []).append(item)
@@ -204,7 +198,7 @@ class SimulatedErp:
                 values = [("DocNo", item.doc_no), ("CustCode", item.customer),
                           ("CurrCode", item.currency), ("Descr", f"Factura {item.doc_no}")]
                 for n, (on, amount) in enumerate(item.due, start=1):
-                    values += [(f"Due{n}", _dmy(on)), (f"Amt{n}", _comma(amount))]
+                    values += [(f"Due{n}", format_date(on)), (f"Amt{n}", format_amount(amount))]
                 values.append(("PaidFlag", "Y" if item.paid else "N"))
                 for name, value in values:
                     etree.SubElement(node, f"{{{ERP_NS}}}{name}").text = value

@@ -33,8 +33,20 @@ POSTED, ALREADY_POSTED = 0, 1
 TRANSIENT = (requests.RequestException, ZeepError, etree.XMLSyntaxError, OSError)
 
 
+DATE_FORMAT = "%d/%m/%Y"
+TIME_FORMAT = DATE_FORMAT + " %H:%M:%S"  # Buenos Aires time
+
+
 def parse_date(text: str):
-    return datetime.strptime(text, "%d/%m/%Y").date()
+    return datetime.strptime(text, DATE_FORMAT).date()
+
+
+def format_date(day) -> str:
+    return day.strftime(DATE_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=BUSINESS_TZ)
 
 
 def parse_amount(text: str) -> Decimal:
@@ -49,7 +61,7 @@ def format_amount(amount: Decimal) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(BUSINESS_TZ).strftime("%d/%m/%Y %H:%M:%S")
+    return moment.astimezone(BUSINESS_TZ).strftime(TIME_FORMAT)
 
 
 class LegacyErp(ErpConnector):
