@@ -50,8 +50,8 @@ def _serve(settings: Settings, args) -> int:
 def _worker(settings: Settings, args) -> int:
     from adapter.app import build
 
-    upgrade_schema(make_engine(settings.database_url))
     parts = build(settings)
+    upgrade_schema(parts.storage.engine)
     parts.erps.check()
     if parts.forwarder is None:
         print("pmc-adapter worker: no ERP is configured, nothing to forward", file=sys.stderr)
@@ -106,8 +106,9 @@ def _import_fac(settings: Settings, args) -> int:
         return 2
     for rejected in fac.rejected:
         print(f"rejected line {rejected.line}: {rejected.reason}")
-    upgrade_schema(make_engine(settings.database_url))
-    counts = build(settings).billing.import_billing_base(list(fac.invoices))
+    parts = build(settings)
+    upgrade_schema(parts.storage.engine)
+    counts = parts.billing.import_billing_base(list(fac.invoices))
     print(f"biller {fac.biller_id}, file of {fac.day:%Y-%m-%d}: "
           + ", ".join(f"{count} {what}" for what, count in counts.items())
           + f", {len(fac.rejected)} rejected")
