@@ -87,9 +87,6 @@ class ErpDirectory:
         self._shared: dict[tuple, ErpConnector] = {}
         self._lock = threading.Lock()
 
-    def timeout_for(self, biller_id: str) -> float:
-        return self._settings.erp_options(biller_id)["erp_timeout"]
-
     def for_biller(self, biller_id: str) -> ErpConnector | None:
         with self._lock:
             if biller_id not in self._connectors:

@@ -81,7 +81,7 @@ class BillingService:
         if asked is None:
             return None
         try:
-            return asked.result(timeout=self._erps.timeout_for(biller_id))
+            return asked.result(timeout=self._erp_of(biller_id).options.timeout)
         except FutureTimeout:
             log.warning("ERP of %s did not answer in time; answering from the database",
                         biller_id)
