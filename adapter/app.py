@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from spyne.server.wsgi import WsgiApplication
+from datetime import timedelta
 
 from adapter.config import Settings, load_settings
 from adapter.erp.connector import ErpDirectory
 from adapter.service.billing import BillingService
 from adapter.service.forwarding import Forwarder
 from adapter.soap import contract
+from adapter.soap.dispatch import SpyneDispatcher
 from adapter.soap.gateway import Gateway
 from adapter.soap.security import Guard
 from adapter.soap.service import spyne_application
-from adapter.storage.db import make_engine, ping
+from adapter.storage.db import check_ready, make_engine
 from adapter.storage.uow import Storage
 
 
@@ -46,6 +46,7 @@ def build(settings: Settings) -> Components:
                               retry_base=settings.forward_retry_base,
                               retry_max=settings.forward_retry_max)
     billing = BillingService(storage, erps, concurrency=settings.threads,
+                             clock_skew=timedelta(seconds=settings.clock_skew),
                              on_payment_stored=forwarder.wake if forwarder else lambda: None)
     return Components(storage, erps, forwarder, billing)
 
@@ -57,8 +58,8 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     if forward and parts.forwarder is not None:
         parts.forwarder.start(settings.forward_poll)
     engine = parts.storage.engine
-    return Gateway(WsgiApplication(spyne_application(parts.billing)), settings,
-                   health_check=lambda: ping(engine), guard=guard_for(settings))
+    return Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
+                   health_check=lambda: check_ready(engine), guard=guard_for(settings))
 
 
 def guard_for(settings: Settings) -> Guard:

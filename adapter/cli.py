@@ -14,8 +14,9 @@ import logging
 import signal
 import sys
 
+from adapter import __version__
 from adapter.config import Settings, load_settings
-from adapter.errors import ConfigurationError
+from adapter.errors import ConfigurationError, RequestTimeout
 from adapter.storage.db import make_engine, upgrade_schema
 
 log = logging.getLogger("adapter")
@@ -25,6 +26,7 @@ def _serve(settings: Settings, args) -> int:
     from adapter.app import erp_configured, guard_for, make_wsgi_app
     from adapter.erp.connector import ErpDirectory
     from adapter.gunicorn_app import serve_wsgi
+    from adapter.soap.faults import fault_envelope
 
     ErpDirectory(settings).check()
     guard_for(settings)  # a bad caller list stops the start, not the first request
@@ -43,7 +45,11 @@ def _serve(settings: Settings, args) -> int:
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,
                workers=settings.workers, threads=settings.threads,
-               log_level=settings.log_level, tls=tls)
+               log_level=settings.log_level, tls=tls,
+               request_timeout=settings.request_timeout,
+               max_request_bytes=settings.max_request_bytes,
+               timeout_response=fault_envelope(RequestTimeout(
+                   f"the request did not arrive within {settings.request_timeout:g} s")))
     return 0
 
 
@@ -136,6 +142,7 @@ def _erp_sim(_settings: None, args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pmc-adapter", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", help="TOML config file (default: $PMC_ADAPTER_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -12,8 +12,12 @@ Config file example::
     bind = "0.0.0.0:8080"
     workers = 4
     empresas = ["1234", "5678"]
-    max_request_bytes = 1048576
-    max_xml_depth = 64
+    max_request_bytes = 65536     # real messages are a few KiB
+    max_xml_depth = 32
+    max_xml_elements = 500
+    request_timeout = 10.0        # seconds for a whole request (headers and body) to arrive
+    clock_skew = 300.0            # seconds a payment may be dated ahead of our clock
+    public_wsdl = false           # true: GET routes (WSDL, XSD) skip the address allow-list
 
     # the ERP of every biller served (optional; none = billing base only)
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
@@ -24,10 +28,12 @@ Config file example::
     tls_key = "/etc/pmc-adapter/key.pem"
     # who may call (both optional; unset = anyone, with a warning at start)
     allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
+    trusted_proxies = ["10.20.0.5/32"]   # its X-Forwarded-Proto/-Host name the WSDL's address
 
     [callers.pmc]            # HTTP Basic or WS-Security UsernameToken
     password = "change-me"
     operations = ["ConsultarDeuda", "InformarPago"]
+    empresas = ["1234"]      # optional: the billers this caller may act for
 
     [callers.web]
     password = "change-me-too"
@@ -59,7 +65,10 @@ BILLER_ID = re.compile(r"[0-9]{4}")
 OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key")
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
-FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max")
+FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
+              "request_timeout", "clock_skew")
+INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,14 @@ class Settings:
     threads: int = 16
     # Billers (4-digit numbers) this adapter serves; empty serves any biller.
     empresas: frozenset[str] = frozenset()
-    max_request_bytes: int = 1024 * 1024
-    max_xml_depth: int = 64
+    # Caps on a request, checked before anything else is done with it. Real
+    # messages are a few KiB and a dozen levels deep; the caps leave room for
+    # WS-Security headers and long descriptions, and no more.
+    max_request_bytes: int = 64 * 1024
+    max_xml_depth: int = 32
+    max_xml_elements: int = 500
+    # Seconds a client has to send a whole request (headers and body), from its first byte.
+    request_timeout: float = 10.0
     log_level: str = "info"
     # The legacy ERP (none configured = billing base only).
     erp_wsdl: str | None = None
@@ -85,6 +100,13 @@ class Settings:
     forward_poll: float = 2.0
     forward_retry_base: float = 2.0
     forward_retry_max: float = 300.0
+    # How far ahead of this server's clock a payment may be dated and still be applied.
+    clock_skew: float = 300.0
+    # True: GET routes (WSDL, XSD) are open to any address, not only allowed_networks.
+    public_wsdl: bool = False
+    # Proxies (networks) whose X-Forwarded-Proto/-Host say the address clients use:
+    # the WSDL then advertises that address. Unset: those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
     # HTTPS, terminated by gunicorn (both files PEM; unset = plain HTTP).
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -120,6 +142,25 @@ def _positive(name: str, value: Any, kind: type = int):
     if number <= 0:
         raise ConfigurationError(f"{name} must be positive, got {number}")
     return number
+
+
+def _networks(name: str, value: str | list) -> tuple[str, ...]:
+    networks = tuple(_split_list(value))
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigurationError(f"{name}: {network!r} is not a network") from None
+    return networks
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
 
 
 def load_settings(config_file: str | os.PathLike | None = None,
@@ -158,12 +199,8 @@ def load_settings(config_file: str | os.PathLike | None = None,
         if not caller.get("password"):
             raise ConfigurationError(f"caller {name} has no password")
 
-    networks = tuple(_split_list(raw.pop("allowed_networks", [])))
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigurationError(f"allowed_networks: {network!r} is not a network") from None
+    networks = _networks("allowed_networks", raw.pop("allowed_networks", []))
+    proxies = _networks("trusted_proxies", raw.pop("trusted_proxies", []))
 
     if bool(raw.get("tls_cert")) != bool(raw.get("tls_key")):
         raise ConfigurationError("HTTPS needs both tls_cert and tls_key")
@@ -180,19 +217,16 @@ def load_settings(config_file: str | os.PathLike | None = None,
     return Settings(
         database_url=str(raw.get("database_url", Settings.database_url)),
         bind=str(raw.get("bind", Settings.bind)),
-        workers=_positive("workers", raw.get("workers", Settings.workers)),
-        threads=_positive("threads", raw.get("threads", Settings.threads)),
         empresas=empresas,
-        max_request_bytes=_positive(
-            "max_request_bytes", raw.get("max_request_bytes", Settings.max_request_bytes)),
-        max_xml_depth=_positive(
-            "max_xml_depth", raw.get("max_xml_depth", Settings.max_xml_depth)),
+        public_wsdl=_flag("public_wsdl", raw.get("public_wsdl", Settings.public_wsdl)),
+        **{name: _positive(name, raw.get(name, getattr(Settings, name))) for name in INT_KEYS},
         log_level=str(raw.get("log_level", Settings.log_level)),
         **{name: raw.get(name, getattr(Settings, name))
            for name in ERP_KEYS + OPTIONAL_TEXT_KEYS if name not in FLOAT_KEYS},
         **{name: _positive(name, raw.get(name, getattr(Settings, name)), float)
            for name in FLOAT_KEYS},
         allowed_networks=networks,
+        trusted_proxies=proxies,
         callers=callers,
         billers=billers,
     )

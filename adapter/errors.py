@@ -23,6 +23,24 @@ class RequestTooLarge(ClientError):
     fault_code = "Client.RequestTooLarge"
 
 
+class RequestTimeout(ClientError):
+    """The whole request did not arrive within the configured deadline."""
+
+    fault_code = "Client.RequestTimeout"
+
+
+class UnsupportedMediaType(ClientError):
+    fault_code = "Client.UnsupportedMediaType"
+
+
+class UnsupportedCharset(ClientError):
+    fault_code = "Client.UnsupportedCharset"
+
+
+class CharsetMismatch(ClientError):
+    fault_code = "Client.CharsetMismatch"
+
+
 class MalformedXml(ClientError):
     fault_code = "Client.MalformedXml"
 
@@ -33,6 +51,10 @@ class ForbiddenDtd(ClientError):
 
 class DocumentTooDeep(ClientError):
     fault_code = "Client.DocumentTooDeep"
+
+
+class TooManyElements(ClientError):
+    fault_code = "Client.TooManyElements"
 
 
 class NotSoapEnvelope(ClientError):
@@ -82,21 +104,28 @@ class InvalidInvoice(ClientError):
 
 
 class ServerError(AdapterError):
+    """The adapter failed: the caller may retry. The message is for the log only; the
+    caller gets ``public_message`` and an error ID that finds the message in the log."""
+
     fault_code = "Server"
+    public_message = "internal error"
 
 
 class InvalidResponse(ServerError):
     """The adapter produced a response its own contract refuses: a bug, never sent."""
 
     fault_code = "Server.InvalidResponse"
+    public_message = "the adapter produced an invalid response; it was logged and not sent"
 
 
 class InternalError(ServerError):
     fault_code = "Server.InternalError"
+    public_message = "internal error"
 
 
 class StorageUnavailable(ServerError):
     fault_code = "Server.StorageUnavailable"
+    public_message = "the adapter's database is unavailable; try again later"
 
 
 class ConfigurationError(AdapterError):

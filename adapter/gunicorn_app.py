@@ -5,19 +5,44 @@ from typing import Callable
 
 from gunicorn.app.base import BaseApplication
 
+from adapter.gunicorn_worker import BufferingWorker
+
 
 def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads: int = 1,
                log_level: str = "info", timeout: int = 60,
-               tls: tuple[str, str] | None = None) -> None:
+               tls: tuple[str, str] | None = None, request_timeout: float = 10.0,
+               max_request_bytes: int = 64 * 1024, timeout_response: bytes = b"") -> None:
     """Serve the app ``load()`` returns (called in each worker) until gunicorn stops;
-    with ``tls`` = (certificate, key) PEM files, over HTTPS."""
+    with ``tls`` = (certificate, key) PEM files, over HTTPS.
+
+    Each request is read whole by the worker's event loop before a thread runs
+    the app (:mod:`adapter.gunicorn_worker`), so slow or idle clients hold no
+    thread. A request has ``request_timeout`` seconds to arrive; a client that
+    sent only part of one by then gets ``timeout_response`` (an XML body, e.g. a
+    SOAP fault) with HTTP 500, and is disconnected. A body declared larger than
+    ``max_request_bytes`` is not read: the app gets the request from its headers.
+    """
+    worker_class = type("AdapterWorker", (BufferingWorker,), {
+        "request_timeout": request_timeout,
+        "max_request_bytes": max_request_bytes,
+        "timeout_response": (b"HTTP/1.1 500 Internal Server Error\r\n"
+                             b"Content-Type: text/xml; charset=utf-8\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                             % (len(timeout_response), timeout_response)),
+    })
 
     class _Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", [bind])
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("worker_class", worker_class)
+            # The worker frames HTTP/1.1 requests itself: no HTTP/2, by ALPN or h2c.
+            self.cfg.set("http_protocols", "h1")
+            self.cfg.set("http2_cleartext", "off")
+            # X-Forwarded-* are trusted by the gateway's own setting (trusted_proxies),
+            # never by gunicorn's default of loopback.
+            self.cfg.set("forwarded_allow_ips", "")
             self.cfg.set("timeout", timeout)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("loglevel", log_level)

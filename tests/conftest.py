@@ -128,7 +128,9 @@ class Server:
 
 
 def start_server(database_url: str, workdir: Path, scheme: str = "http",
-                 verify: str | bool = True, **env) -> Server:
+                 verify: str | bool = True, health_status: int = 200, **env) -> Server:
+    """``pmc-adapter serve`` on a free port, once ``/health`` answers ``health_status``
+    (403 for a server whose address allow-list leaves the tests out)."""
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     environment = {**os.environ, "PMC_ADAPTER_DATABASE_URL": database_url,
@@ -145,7 +147,8 @@ def start_server(database_url: str, workdir: Path, scheme: str = "http",
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if requests.get(base_url + "/health", timeout=2, verify=verify).status_code == 200:
+            if requests.get(base_url + "/health", timeout=2,
+                            verify=verify).status_code == health_status:
                 return Server(base_url, Database(database_url), process, log_path, verify)
         except requests.ConnectionError:
             pass
@@ -350,7 +353,7 @@ class ErpSim:
             raise RuntimeError((self.workdir / "erp.log").read_text())
         try:
             return requests.get(self.base_url + "/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy: poll again
             return False
 
     def stop(self) -> None:

@@ -52,9 +52,9 @@ CASES = {
     "empty body": ("", None, "Client.MalformedXml", "empty request"),
     "billion laughs": (BILLION_LAUGHS, None, "Client.DtdForbidden", "DTD"),
     "external entity": (XXE, None, "Client.DtdForbidden", "DTD"),
-    "too deep": (DEEP, None, "Client.DocumentTooDeep", "limit is 64"),
-    "far too deep": (VERY_DEEP, None, "Client.DocumentTooDeep", "deeper"),
-    "too large": (HUGE, None, "Client.RequestTooLarge", "limit of 1048576 bytes"),
+    "too deep": (DEEP, None, "Client.DocumentTooDeep", "limit is 32"),
+    "far too deep": (VERY_DEEP, None, "Client.DocumentTooDeep", "levels deep"),
+    "too large": (HUGE, None, "Client.RequestTooLarge", "limit of 65536 bytes"),
     "not an envelope": (f'<p:ConsultarDeuda xmlns:p="{TNS}"/>', None,
                         "Client.NotSoapEnvelope", "SOAP 1.1 Envelope"),
     "soap 1.2": (SOAP12, None, "VersionMismatch", "SOAP 1.2"),
@@ -93,6 +93,36 @@ CASES = {
         "vencimiento"),
     "biller not served": (envelope("InformarPago", payment(idEmpresa="9999")), "InformarPago",
                           "Client.UnknownEmpresa", "9999"),
+    # mustUnderstand is an xs:boolean: whitespace collapses
+    "must understand with spaces": (
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:p="{TNS}"><soap:Header>'
+        '<p:firma soap:mustUnderstand=" 1 ">x</p:firma></soap:Header><soap:Body>'
+        '<p:ConsultarDeuda><p:idEmpresa>1234</p:idEmpresa><p:idCliente>C</p:idCliente>'
+        '</p:ConsultarDeuda></soap:Body></soap:Envelope>', None, "MustUnderstand", "firma"),
+    "too many elements": (wrap("<p:ConsultarDeuda><p:idEmpresa>1234</p:idEmpresa>"
+                               "<p:idCliente>C1</p:idCliente></p:ConsultarDeuda>").replace(
+        "<soap:Body>", "<soap:Header>" + "<x/>" * 600 + "</soap:Header><soap:Body>"),
+        None, "Client.TooManyElements", "limit is 500"),
+    # valid XSD that the adapter cannot represent: the contract's type leaves it out
+    "hour 24": (envelope("InformarPago", payment(fechaPago="2026-11-26T24:00:00-03:00")),
+                "InformarPago", "Client.SchemaViolation", "/InformarPago/fechaPago"),
+    "instant before year 1 in UTC": (envelope("InformarPago", payment(
+        fechaPago="0001-01-01T00:00:00+03:00")), "InformarPago", "Client.SchemaViolation",
+        "/InformarPago/fechaPago"),
+    "instant after year 9999 in UTC": (envelope("InformarPago", payment(
+        fechaPago="9999-12-31T23:00:00-05:00")), "InformarPago", "Client.SchemaViolation",
+        "/InformarPago/fechaPago"),
+    "year of five digits": (envelope("InformarPago", payment(
+        fechaPago="10000-01-01T00:00:00Z")), "InformarPago", "Client.SchemaViolation",
+        "/InformarPago/fechaPago"),
+    "nanoseconds": (envelope("InformarPago", payment(
+        fechaPago="2026-11-26T10:00:00.123456789Z")), "InformarPago", "Client.SchemaViolation",
+        "/InformarPago/fechaPago"),
+    "amount beyond NUMERIC(15, 2)": (envelope("InformarPago", payment(
+        importe="999999999999999")), "InformarPago", "Client.SchemaViolation", "importe"),
+    # valid for xmlschema, not for XSD (nor libxml2)
+    "space inside an amount": (envelope("InformarPago", payment(importe="1 000.00")),
+                               "InformarPago", "Client.SchemaViolation", "importe"),
 }
 
 
@@ -132,3 +162,109 @@ def test_wrong_http_method_and_unknown_path(server):
     assert requests.put(server.soap_url, data=b"x", timeout=10).status_code == 405
     assert requests.get(server.base_url + "/nothing", timeout=10).status_code == 404
     assert requests.get(server.base_url + "/xsd/../setup.cfg", timeout=10).status_code == 404
+
+
+TRANSPORT_CASES = {
+    # name: (Content-Type, body encoding, fault code, words)
+    "SOAP 1.2 media type": ("application/soap+xml; charset=utf-8", "utf-8",
+                            "Client.UnsupportedMediaType", "text/xml"),
+    "attachments": ("multipart/related; boundary=XYZ; type=text/xml", "utf-8",
+                    "Client.UnsupportedMediaType", "multipart/related"),
+    "two media types": ("text/xml, multipart/related", "utf-8",
+                        "Client.UnsupportedMediaType", "cannot be read"),
+    "charset twice": ("text/xml; charset=utf-8; charset=utf-7", "utf-8",
+                      "Client.UnsupportedMediaType", "charset twice"),
+    "utf-7": ("text/xml; charset=utf-7", "utf-8", "Client.UnsupportedCharset", "utf-7"),
+    "latin-1": ("text/xml; charset=ISO-8859-1", "utf-8", "Client.UnsupportedCharset",
+                "ISO-8859-1"),
+    "charset against the bytes": ("text/xml; charset=utf-8", "utf-16",
+                                  "Client.CharsetMismatch", "utf-16"),
+}
+
+
+@pytest.mark.parametrize("case", TRANSPORT_CASES)
+def test_the_transport_is_checked_before_the_body(soap, db, server, case):
+    content_type, encoding, code, words = TRANSPORT_CASES[case]
+    before = db.counts()
+    reply = soap.post(envelope("InformarPago", payment()).decode().encode(encoding),
+                      soap_action="InformarPago", content_type=content_type)
+    assert reply.fault_code == f"soap:{code}"
+    assert words in reply.fault_string
+    assert db.counts() == before
+
+
+@pytest.mark.parametrize("content_type, encoding", [
+    (None, "utf-8"), ("text/xml", "utf-16"), ("TEXT/XML; CHARSET=\"UTF-16\"", "utf-16"),
+    ("text/xml;charset=UTF-8", "utf-8")])
+def test_honest_requests_are_accepted_whatever_their_allowed_spelling(server, db, schema,
+                                                                     content_type, encoding):
+    operation = unique("OP")
+    body = envelope("InformarPago", payment(idOperacion=operation)).decode()
+    body = body.replace("encoding='UTF-8'", f"encoding='{encoding.upper()}'").encode(encoding)
+    headers = {"SOAPAction": '"InformarPago"'}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = requests.post(server.soap_url, data=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert db.count("payments", operation_id=operation) == 1
+
+
+def test_whitespace_around_a_collapsing_value_is_accepted_and_stored(soap, db):
+    operation = unique("OP")
+    reply = soap.call("InformarPago", payment(idOperacion=operation, importe="\n 10.00 ",
+                                              fechaPago=" 2026-11-26T10:15:00-03:00 "))
+    assert not reply.is_fault and reply.field("idRecibo")
+    assert db.count("payments", operation_id=operation) == 1
+
+
+def test_an_offset_with_minutes_is_the_instant_it_says(soap, db):
+    # spyne 2.14 alone reads -03:30 as -02:30 and -00:30 as +00:30
+    from sqlalchemy import select
+
+    from adapter.storage.orm import PaymentRow
+    for offset, utc in (("-03:30", "13:45"), ("-00:30", "10:45")):
+        operation = unique("OP")
+        soap.call("InformarPago", payment(idOperacion=operation,
+                                          fechaPago=f"2026-11-26T10:15:00{offset}"))
+        (paid_at,) = db.rows(select(PaymentRow.paid_at).where(
+            PaymentRow.operation_id == operation))[0]
+        assert paid_at.strftime("%H:%M") == utc, offset
+
+
+@pytest.mark.parametrize("target", ["file:///dev/zero", "file:///nonexistent/x.dtd",
+                                    "file:///etc/passwd", "http://127.0.0.1:9/x.dtd"])
+def test_every_dtd_gets_the_same_fault_at_once(soap, server, target):
+    payload = (f'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY % p SYSTEM "{target}"> %p;]>'
+               + wrap("<p:ConsultarDeuda><p:idEmpresa>1234</p:idEmpresa>"
+                      "<p:idCliente>C1</p:idCliente></p:ConsultarDeuda>"))
+    reply = soap.post(payload)
+    assert reply.fault_code == "soap:Client.DtdForbidden"
+    # nothing was opened: the answer cannot tell an existing file from a missing one
+    assert reply.fault_string == "DTDs and entity declarations are not allowed in SOAP messages"
+
+
+def test_many_parameter_entities_on_dev_zero_do_not_stop_the_server(server):
+    payload = ('<?xml version="1.0"?><!DOCTYPE e [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]>'
+               + wrap("<p:ConsultarDeuda/>")).encode()
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(lambda _: requests.post(
+            server.soap_url, data=payload, headers={"Content-Type": "text/xml"},
+            timeout=20).status_code, range(40)))
+    assert statuses == [500] * 40
+    assert server.alive()
+
+
+def test_a_big_header_of_tiny_elements_is_refused_by_size(soap, db):
+    header = "<soap:Header>" + "<a/>" * (256 * 1024) + "</soap:Header>"
+    payload = wrap("<p:ConsultarDeuda/>").replace("<soap:Body>", header + "<soap:Body>")
+    reply = soap.post(payload)
+    assert reply.fault_code == "soap:Client.RequestTooLarge"
+
+
+def test_a_header_for_another_actor_is_ignored_even_if_it_must_be_understood(soap):
+    payload = (f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:p="{TNS}"><soap:Header>'
+               '<p:firma soap:mustUnderstand="1" soap:actor="urn:another-node">x</p:firma>'
+               '</soap:Header><soap:Body><p:ConsultarDeuda><p:idEmpresa>1234</p:idEmpresa>'
+               '<p:idCliente>C</p:idCliente></p:ConsultarDeuda></soap:Body></soap:Envelope>')
+    assert soap.post(payload).field("codigoRespuesta") == "1"

@@ -8,7 +8,7 @@ from adapter.errors import ConfigurationError
 def test_defaults_work_on_a_fresh_machine():
     settings = load_settings(environ={})
     assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///pmc-adapter.sqlite3"
-    assert settings.bind == "127.0.0.1:8080" and settings.max_request_bytes == 1024 * 1024
+    assert settings.bind == "127.0.0.1:8080" and settings.max_request_bytes == 64 * 1024
     assert settings.serves("0001")  # no list: every biller
 
 
@@ -34,6 +34,9 @@ def test_environment_wins_over_the_file(tmp_path):
     ({"PMC_ADAPTER_ALLOWED_NETWORKS": "10.0.0.0/33"}, "not a network"),
     ({"PMC_ADAPTER_FORWARD_RETRY_MAX": "-1"}, "forward_retry_max must be positive"),
     ({"PMC_ADAPTER_CONFIG": "/nonexistent/adapter.toml"}, "cannot read"),
+    ({"PMC_ADAPTER_PUBLIC_WSDL": "maybe"}, "public_wsdl must be true or false"),
+    ({"PMC_ADAPTER_REQUEST_TIMEOUT": "0"}, "request_timeout must be positive"),
+    ({"PMC_ADAPTER_MAX_XML_ELEMENTS": "lots"}, "max_xml_elements must be a whole number"),
 ])
 def test_bad_configuration_is_refused_with_a_reason(environ, words):
     with pytest.raises(ConfigurationError, match=words):
@@ -45,3 +48,12 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
     config.write_text("[adapter]\ndatabse_url = 'typo'\n")
     with pytest.raises(ConfigurationError, match="databse_url"):
         load_settings(config, environ={})
+
+
+def test_a_caller_bound_to_billers_needs_biller_numbers(tmp_path):
+    from adapter.app import guard_for
+
+    config = tmp_path / "adapter.toml"
+    config.write_text('[callers.pmc]\npassword = "x"\nempresas = ["12"]\n')
+    with pytest.raises(ConfigurationError, match="caller pmc: biller numbers are 4 digits"):
+        guard_for(load_settings(config, environ={}))

@@ -9,10 +9,10 @@ import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
-from spyne.server.wsgi import WsgiApplication
 
 from adapter.config import Settings
 from adapter.domain.model import DebtAnswer, Outcome
+from adapter.soap.dispatch import SpyneDispatcher
 from adapter.soap.gateway import Gateway
 from adapter.soap.service import spyne_application
 from conftest import RawSoap
@@ -35,7 +35,7 @@ class _Quiet(WSGIRequestHandler):
 
 @pytest.fixture
 def broken_server(schema):
-    gateway = Gateway(WsgiApplication(spyne_application(BrokenBilling())), Settings(),
+    gateway = Gateway(SpyneDispatcher(spyne_application(BrokenBilling())), Settings(),
                       health_check=lambda: None)
     httpd = make_server("127.0.0.1", 0, gateway, handler_class=_Quiet)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -50,9 +50,11 @@ def test_invalid_response_becomes_a_logged_server_fault(broken_server, caplog):
         reply = broken_server.call("ConsultarDeuda", [("idEmpresa", "1234"), ("idCliente", "C1")])
     assert reply.fault_code == "soap:Server.InvalidResponse"
     assert "Q" * 40 not in reply.fault_string
-    (record,) = caplog.records
-    assert "/ConsultarDeudaResponse/idConsulta" in record.getMessage()
-    assert "Q" * 40 in record.getMessage()  # the log keeps what was refused
+    error_id = reply.fault_string.rpartition("error ID ")[2].rstrip(")")
+    refused, logged = (record.getMessage() for record in caplog.records)
+    assert "/ConsultarDeudaResponse/idConsulta" in refused
+    assert "Q" * 40 in refused  # the log keeps what was refused
+    assert f"error {error_id} " in logged  # and the fault's ID finds it
 
 
 def test_unexpected_error_is_a_server_fault_in_the_contract_shape(broken_server, caplog):
@@ -62,5 +64,26 @@ def test_unexpected_error_is_a_server_fault_in_the_contract_shape(broken_server,
             ("vencimientos", [("vencimiento", [("fecha", "2030-01-01"), ("importe", "1")])])])
     assert reply.fault_code == "soap:Server.InternalError"
     assert "ZeroDivisionError" not in reply.fault_string  # internals stay in the log
-    assert any("ZeroDivisionError" in (r.exc_text or "") for r in caplog.records)
+    error_id = reply.fault_string.rpartition("error ID ")[2].rstrip(")")
+    (record,) = [r for r in caplog.records if error_id in r.getMessage()]
+    assert "ZeroDivisionError" in record.getMessage() and "ZeroDivisionError" in record.exc_text
 
+
+
+def test_a_crash_in_the_gateway_itself_is_still_a_soap_fault(schema, caplog):
+    def crashing_dispatcher(request):
+        raise RuntimeError("secret internals")
+
+    gateway = Gateway(crashing_dispatcher, Settings(), health_check=lambda: None)
+    httpd = make_server("127.0.0.1", 0, gateway, handler_class=_Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with caplog.at_level(logging.ERROR):
+            reply = RawSoap(f"http://127.0.0.1:{httpd.server_port}/soap", schema).call(
+                "ConsultarDeuda", [("idEmpresa", "1234"), ("idCliente", "C1")])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert reply.fault_code == "soap:Server.InternalError"  # an envelope, not an HTML page
+    assert "secret" not in reply.fault_string
+    assert any("secret internals" in record.getMessage() for record in caplog.records)

@@ -11,6 +11,7 @@ import requests
 import zeep
 from zeep.wsse.username import UsernameToken
 
+from adapter.soap.security import AUTHENTICATION_FAILED
 from conftest import RawSoap, envelope, start_server, stop_server, today, unique
 
 CONFIG = """
@@ -24,6 +25,11 @@ operations = ["ConsultarDeuda", "InformarPago"]
 [callers.web]
 password = "web-s3cret"
 operations = ["AltaFactura"]
+
+[callers.other]
+password = "other-s3cret"
+operations = ["ConsultarDeuda"]
+empresas = ["5678"]
 """
 
 
@@ -96,7 +102,8 @@ def test_a_stale_password_digest_is_refused(secured, schema):
     payload = query().decode().replace("<soap:Body>", header + "<soap:Body>")
     reply = post(secured, schema, payload.encode())
     assert reply.fault_code == "soap:Client.NotAuthenticated"
-    assert "five minutes" in reply.fault_string
+    assert reply.fault_string == AUTHENTICATION_FAILED  # the reason is for the log only
+    assert "not within five minutes" in secured.log()
 
 
 def test_a_caller_only_calls_its_operations(secured, schema):
@@ -113,20 +120,30 @@ def test_a_caller_only_calls_its_operations(secured, schema):
     payment = envelope("InformarPago", [
         ("idEmpresa", "1234"), ("idOperacion", unique("OP")), ("idCliente", customer),
         ("idFactura", "F1"), ("importe", "1.00"), ("moneda", "ARS"),
-        ("fechaPago", f"{today()}T12:00:00-03:00")])
+        ("fechaPago", f"{today()}T00:00:00-03:00")])
     assert post(secured, schema, payment, basic("web", "web-s3cret"),
                 action="InformarPago").fault_code == "soap:Client.NotAuthorized"
     assert secured.database.count("payments", customer_id=customer) == 0
 
 
-def test_an_address_outside_the_allowed_networks_is_refused(database_url, schema, tmp_path):
-    server = start_server(database_url, tmp_path, PMC_ADAPTER_ALLOWED_NETWORKS="10.0.0.0/8")
+@pytest.mark.parametrize("public_wsdl", [False, True])
+def test_an_address_outside_the_allowed_networks_is_refused(database_url, schema, tmp_path,
+                                                            public_wsdl):
+    server = start_server(database_url, tmp_path, health_status=403,
+                          PMC_ADAPTER_ALLOWED_NETWORKS="10.0.0.0/8",
+                          PMC_ADAPTER_PUBLIC_WSDL=str(public_wsdl).lower())
     try:
         before = server.database.counts()
         reply = RawSoap(server.soap_url, schema).post(query(), soap_action="ConsultarDeuda")
         assert reply.fault_code == "soap:Client.AddressNotAllowed"
         assert "127.0.0.1" in reply.fault_string
         assert server.database.counts() == before
+        # GET routes too: health always, the contract unless public_wsdl opens it
+        assert requests.get(server.base_url + "/health", timeout=10).status_code == 403
+        contract_status = 200 if public_wsdl else 403
+        for route in ("/soap?wsdl", "/xsd/pmc-adapter.xsd", "/wsdl/pmc-adapter.wsdl"):
+            assert requests.get(server.base_url + route, timeout=10).status_code \
+                == contract_status, route
     finally:
         stop_server(server)
 
@@ -153,3 +170,98 @@ def test_https_serves_soap_and_a_wsdl_with_an_https_address(database_url, tmp_pa
             requests.get(server.base_url.replace("https", "http") + "/health", timeout=5)
     finally:
         stop_server(server)
+
+
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_security(*children: str, payload: bytes | None = None) -> bytes:
+    header = (f'<soap:Header><wsse:Security xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}" '
+              f'soap:mustUnderstand="1">{"".join(children)}</wsse:Security></soap:Header>')
+    return (payload or query()).decode().replace("<soap:Body>", header + "<soap:Body>").encode()
+
+
+def token(name: str, password: str | None) -> str:
+    secret = "" if password is None else f"<wsse:Password>{password}</wsse:Password>"
+    return (f"<wsse:UsernameToken><wsse:Username>{name}</wsse:Username>{secret}"
+            "</wsse:UsernameToken>")
+
+
+def timestamp(created: datetime, expires: datetime) -> str:
+    return (f"<wsu:Timestamp><wsu:Created>{iso(created)}</wsu:Created>"
+            f"<wsu:Expires>{iso(expires)}</wsu:Expires></wsu:Timestamp>")
+
+
+def test_every_authentication_failure_reads_the_same(secured, schema):
+    # A known caller must not get a more telling answer than an unknown one.
+    attempts = [
+        (query(), basic("nobody", "x")),
+        (query(), basic("pmc", "wrong")),
+        (with_security(token("nobody", "x")), None),
+        (with_security(token("pmc", "wrong")), None),
+        (with_security(token("pmc", None)), None),
+        (with_security(token("nobody", None)), None),
+    ]
+    answers = {post(secured, schema, payload, authorization).fault_string
+               for payload, authorization in attempts}
+    assert answers == {AUTHENTICATION_FAILED}
+
+
+def test_a_caller_acts_only_for_its_billers(secured, schema):
+    allowed = envelope("ConsultarDeuda", [("idEmpresa", "5678"), ("idCliente", unique("C"))])
+    assert post(secured, schema, allowed,
+                basic("other", "other-s3cret")).field("codigoRespuesta") == "1"
+    before = secured.database.counts()
+    refused = post(secured, schema, query(), basic("other", "other-s3cret"))
+    assert refused.fault_code == "soap:Client.NotAuthorized"
+    assert "may not act for biller 1234" in refused.fault_string
+    assert secured.database.counts() == before
+
+
+@pytest.mark.parametrize("extra", [
+    '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>',
+    '<wsse:BinarySecurityToken>AAAA</wsse:BinarySecurityToken>',
+])
+def test_a_security_header_with_what_this_service_cannot_check_is_refused(secured, schema,
+                                                                        extra):
+    before = secured.database.counts()
+    reply = post(secured, schema, with_security(token("pmc", "pmc-s3cret"), extra))
+    assert reply.fault_code == "soap:Client.NotAuthenticated"
+    assert "does not check" in reply.fault_string
+    assert secured.database.counts() == before
+
+
+def test_an_empty_security_header_is_refused(secured, schema):
+    reply = post(secured, schema, with_security(), basic("pmc", "pmc-s3cret"))
+    assert reply.fault_code == "soap:Client.NotAuthenticated"
+
+
+def test_an_expired_timestamp_is_refused_and_a_fresh_one_accepted(secured, schema):
+    now = datetime.now(timezone.utc)
+    expired = with_security(token("pmc", "pmc-s3cret"),
+                            timestamp(now - timedelta(minutes=30), now - timedelta(minutes=20)))
+    reply = post(secured, schema, expired)
+    assert reply.fault_code == "soap:Client.NotAuthenticated"
+    assert "expired" in reply.fault_string
+    from_the_future = with_security(token("pmc", "pmc-s3cret"), timestamp(
+        now + timedelta(hours=1), now + timedelta(hours=2)))
+    assert "future" in post(secured, schema, from_the_future).fault_string
+    fresh = with_security(token("pmc", "pmc-s3cret"),
+                          timestamp(now, now + timedelta(minutes=5)))
+    assert post(secured, schema, fresh).field("codigoRespuesta") == "1"
+
+
+def test_a_security_header_for_another_actor_is_not_ours(secured, schema):
+    # SOAP 1.1: a header block for another actor is ignored, credentials included.
+    payload = with_security(token("pmc", "pmc-s3cret")).replace(
+        b'soap:mustUnderstand="1"', b'soap:mustUnderstand="1" soap:actor="urn:someone-else"')
+    reply = post(secured, schema, payload)
+    assert reply.fault_string == "credentials required: HTTP Basic or a WS-Security " \
+                                 "UsernameToken"
+    assert post(secured, schema, payload,
+                basic("pmc", "pmc-s3cret")).field("codigoRespuesta") == "1"

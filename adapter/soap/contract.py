@@ -103,10 +103,22 @@ def secure_parser() -> etree.XMLParser:
                            dtd_validation=False, huge_tree=False, collect_ids=False)
 
 
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+
+
 @functools.lru_cache(maxsize=32)
 def wsdl_for(address: str, path: Path | None = None) -> bytes:
-    """A bundled WSDL (ours by default) with only its endpoint address set to ``address``."""
+    """A bundled WSDL (ours by default) as served from ``address``: the endpoint set to
+    it, and every schema it imports given as an absolute ``address?xsd=NAME`` URL.
+
+    On disk the imports stay relative (``../xsd/...``), so a checkout imports as it
+    is; served, they do not depend on how an importer resolves a relative URL
+    against ``/soap`` (some make ``http://xsd/...`` of it).
+    """
     document = etree.parse(str(path or wsdl_path()), secure_parser())
     for location in document.getroot().iterfind(f".//{{{WSDL_SOAP_NS}}}address"):
         location.set("location", address)
+    for schema_import in document.getroot().iterfind(f".//{{{XSD_NS}}}import[@schemaLocation]"):
+        name = schema_import.get("schemaLocation").rpartition("/")[2]
+        schema_import.set("schemaLocation", f"{address}?xsd={name}")
     return etree.tostring(document, xml_declaration=True, encoding="UTF-8")

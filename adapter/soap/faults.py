@@ -5,35 +5,43 @@ envelope namespace with a dotted sub-code (``soap:Client.SchemaViolation``),
 a human ``faultstring``, and a ``detail`` carrying the contract's ``falla``
 element (``codigo`` = the sub-code, ``mensaje`` = the faultstring), so that
 clients generated from the WSDL get a typed fault.
+
+What the client did wrong is told precisely. What went wrong inside the
+adapter is not: a ``Server`` fault says what kind of failure it was and gives
+an error ID; the details (a driver's message, a table name) stay in the log
+under that ID.
 """
 from __future__ import annotations
 
 from lxml import etree
-from spyne import Fault
 
-from adapter.errors import AdapterError
+from adapter.errors import AdapterError, ServerError
 from adapter.soap.contract import SOAP_ENV_NS, target_namespace
 
 
-def fault_detail(error: AdapterError) -> etree._Element:
-    ns = target_namespace()
-    falla = etree.Element(f"{{{ns}}}falla", nsmap={"tns": ns})
-    etree.SubElement(falla, f"{{{ns}}}codigo").text = error.fault_code
-    etree.SubElement(falla, f"{{{ns}}}mensaje").text = str(error)
-    return falla
+def is_internal(error: AdapterError) -> bool:
+    """Whether ``error`` is the adapter's failure rather than the client's."""
+    return isinstance(error, ServerError) or error.fault_code.startswith("Server")
 
 
-def fault_envelope(error: AdapterError) -> bytes:
+def fault_message(error: AdapterError, error_id: str | None = None) -> str:
+    if not is_internal(error):
+        return str(error)
+    public = getattr(error, "public_message", ServerError.public_message)
+    return f"{public} (error ID {error_id})" if error_id else public
+
+
+def fault_envelope(error: AdapterError, error_id: str | None = None) -> bytes:
     """A complete SOAP 1.1 envelope carrying ``error`` as a fault."""
+    ns = target_namespace()
+    message = fault_message(error, error_id)
     envelope = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"soap": SOAP_ENV_NS})
     body = etree.SubElement(envelope, f"{{{SOAP_ENV_NS}}}Body")
     fault = etree.SubElement(body, f"{{{SOAP_ENV_NS}}}Fault")
     etree.SubElement(fault, "faultcode").text = f"soap:{error.fault_code}"
-    etree.SubElement(fault, "faultstring").text = str(error)
-    etree.SubElement(fault, "detail").append(fault_detail(error))
+    etree.SubElement(fault, "faultstring").text = message
+    falla = etree.SubElement(etree.SubElement(fault, "detail"), f"{{{ns}}}falla",
+                             nsmap={"tns": ns})
+    etree.SubElement(falla, f"{{{ns}}}codigo").text = error.fault_code
+    etree.SubElement(falla, f"{{{ns}}}mensaje").text = message
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
-
-
-def as_spyne_fault(error: AdapterError) -> Fault:
-    """The same fault, for errors raised inside a spyne service method."""
-    return Fault(faultcode=error.fault_code, faultstring=str(error), detail=fault_detail(error))

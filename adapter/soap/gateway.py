@@ -1,44 +1,46 @@
 """The gateway: the WSGI application in front of spyne.
 
-A request reaches spyne only once it is known to be a well-formed, DTD-free,
-reasonably sized SOAP 1.1 envelope whose body is a request of the contract,
-valid against the bundled XSD, for a biller this adapter serves. Every
-response spyne produces is validated against the same XSD before it leaves;
-one that fails is a bug, logged and replaced by a ``Server`` fault.
+A request is read, parsed and checked once, in small named steps -- transport
+(:mod:`.transport`), document and envelope (:mod:`.envelope`), caller
+(:mod:`.security`), contract (:mod:`.validation`) -- and the tree that passed
+them is what spyne runs (:mod:`.dispatch`): never the client's bytes or
+headers again. Every response is validated against the same XSD before it
+leaves; one that fails is a bug, logged and replaced by a ``Server`` fault.
 
 Routes: ``POST /soap`` (SOAP), ``GET /soap?wsdl`` (the contract, with this
-server's address), ``GET /xsd/<name>`` and ``GET /wsdl/<name>`` (the files the
-WSDL imports), ``GET /health``.
+server's address), ``GET /soap?xsd=<name>`` (the schemas it imports, by the
+absolute URLs the served WSDL gives), ``GET /xsd/<name>`` and
+``GET /wsdl/<name>`` (the bundled files, for relative imports), ``GET /health``. Every route honours the address allow-list;
+``public_wsdl`` opens the contract's routes to anyone.
 """
 from __future__ import annotations
 
-import io
+import ipaddress
 import json
 import logging
 import posixpath
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable
 from urllib.parse import parse_qs
 
-import xmlschema
 from lxml import etree
 
 from adapter.config import Settings
-from adapter.errors import (AdapterError, DocumentTooDeep, ForbiddenDtd, InvalidResponse,
-                            MalformedXml, MustUnderstand, NotSoapEnvelope, RequestTooLarge,
-                            SchemaViolation, SoapActionMismatch, UnknownBiller,
-                            UnknownOperation, VersionMismatch)
-from adapter.soap import contract
-from adapter.soap.contract import SOAP12_ENV_NS, SOAP_ENV_NS, Operation
-from adapter.soap.faults import fault_envelope
+from adapter.errors import (AdapterError, InternalError, InvalidResponse, SoapActionMismatch,
+                            SchemaViolation, UnknownBiller, UnknownOperation)
+from adapter.soap import contract, envelope, transport
+from adapter.soap.contract import SOAP_ENV_NS, Operation
+from adapter.soap.dispatch import SpyneDispatcher
+from adapter.soap.faults import fault_envelope, is_internal
 from adapter.soap.security import SECURITY_HEADER, Guard
+from adapter.soap.validation import ContractValidator, contract_validator
 
 log = logging.getLogger(__name__)
 
 SOAP_PATH = "/soap"
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
-READ_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -53,90 +55,89 @@ def _reply(status: str, body: bytes, content_type: str) -> _Reply:
                            ("Content-Length", str(len(body)))], body)
 
 
-def _fault_reply(error: AdapterError) -> _Reply:
+def _fault_reply(error: AdapterError, operation: Operation | None = None) -> _Reply:
+    """The fault for ``error``; the adapter's own failures are logged under an error ID."""
+    error_id = None
+    if is_internal(error):
+        error_id = uuid.uuid4().hex[:12]
+        log.error("error %s in %s: %s: %s", error_id, operation.name if operation else "request",
+                  error.fault_code, error, exc_info=error if error.__traceback__ else None)
+    else:
+        log.warning("refused %s: %s %s", operation.name if operation else "request",
+                    error.fault_code, error)
     # SOAP 1.1 over HTTP: a fault travels with status 500.
-    return _reply("500 Internal Server Error", fault_envelope(error), XML_CONTENT_TYPE)
-
-
-def _depth(element: etree._Element) -> int:
-    deepest, stack = 0, [(element, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in node)
-    return deepest
-
-
-def _path(element: etree._Element) -> str:
-    """``/InformarPago/importe``: local names, as a reader of the contract names them."""
-    names = []
-    while element is not None:
-        names.append(etree.QName(element).localname)
-        element = element.getparent()
-    return "/" + "/".join(reversed(names))
-
-
-def _first_error(schema: xmlschema.XMLSchema, element: etree._Element) -> str | None:
-    """The first schema violation in ``element``, with its place and offending value."""
-    for error in schema.iter_errors(element):
-        offending = error.elem if isinstance(error.elem, etree._Element) else element
-        message = f"{_path(offending)}: {error.reason}"
-        value = (offending.text or "").strip()
-        if value and len(offending) == 0:
-            message += f" (got {value[:40]!r}{'...' if len(value) > 40 else ''})"
-        return message
-    return None
+    return _reply("500 Internal Server Error", fault_envelope(error, error_id), XML_CONTENT_TYPE)
 
 
 class Gateway:
-    def __init__(self, spyne_wsgi: Callable, settings: Settings,
-                 health_check: Callable[[], None], guard: Guard | None = None):
-        self._spyne = spyne_wsgi
+    def __init__(self, dispatcher: SpyneDispatcher, settings: Settings,
+                 health_check: Callable[[], None], guard: Guard | None = None,
+                 validator: ContractValidator | None = None):
+        self._dispatch = dispatcher
         self._settings = settings
         self._health_check = health_check
-        self._schema = contract.schema()
+        self._validator = validator or contract_validator()
         self._operations = contract.operations()
         self._namespace = contract.target_namespace()
         self._guard = guard or Guard({}, [])
+        self._trusted_proxies = [ipaddress.ip_network(network, strict=False)
+                                 for network in settings.trusted_proxies]
 
     # -- WSGI ------------------------------------------------------------------
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        reply = self._route(environ)
+        try:
+            reply = self._route(environ)
+        except Exception as error:  # a bug: still an answer in the shape clients expect
+            reply = _fault_reply(InternalError(f"unexpected {error.__class__.__name__}: "
+                                               f"{error}").with_traceback(error.__traceback__))
         start_response(reply.status, reply.headers)
         return [reply.body]
 
     def _route(self, environ: dict) -> _Reply:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
-        query = {key.lower() for key in parse_qs(environ.get("QUERY_STRING", ""),
-                                                 keep_blank_values=True)}
+        query = {key.lower(): values[0] for key, values in parse_qs(
+            environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+        if path == SOAP_PATH and method == "POST":
+            return self._soap(environ)
+        if method not in ("GET", "HEAD"):
+            if path == SOAP_PATH:
+                return _reply("405 Method Not Allowed",
+                              b"POST SOAP requests here; GET ?wsdl for the contract\n",
+                              "text/plain")
+            return _reply("404 Not Found", b"not found\n", "text/plain")
+        # Java resolves the WSDL's "../xsd/..." against /soap to /../xsd/...:
+        # dot segments above the root mean the root (RFC 3986, 5.2.4).
+        path = posixpath.normpath(path)
+        contract_route = (path == SOAP_PATH and ("wsdl" in query or "xsd" in query)) or \
+            path == f"/wsdl/{contract.WSDL_NAME}" or path.startswith("/xsd/")
+        if not (contract_route and self._settings.public_wsdl):
+            try:
+                self._guard.check_address(environ.get("REMOTE_ADDR"))
+            except AdapterError as error:
+                log.warning("refused GET %s: %s", path, error)
+                return _reply("403 Forbidden", b"address not allowed\n", "text/plain")
+        if path == "/health":
+            return self._health()
         if path == SOAP_PATH:
-            if method == "POST":
-                return self._soap(environ)
-            if method in ("GET", "HEAD") and "wsdl" in query:
+            if "wsdl" in query:
                 return self._wsdl(environ)
+            if "xsd" in query:  # what the served WSDL imports, as Apache CXF names it
+                return self._xsd(query["xsd"])
             return _reply("405 Method Not Allowed",
                           b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
-        if method in ("GET", "HEAD"):
-            # Java resolves the WSDL's "../xsd/..." against /soap to /../xsd/...:
-            # dot segments above the root mean the root (RFC 3986, 5.2.4).
-            path = posixpath.normpath(path)
-            if path == "/health":
-                return self._health()
-            if path == f"/wsdl/{contract.WSDL_NAME}":
-                return self._wsdl(environ)
-            if path.startswith("/xsd/"):
-                return self._xsd(path.removeprefix("/xsd/"))
+        if path == f"/wsdl/{contract.WSDL_NAME}":
+            return self._wsdl(environ)
+        if path.startswith("/xsd/"):
+            return self._xsd(path.removeprefix("/xsd/"))
         return _reply("404 Not Found", b"not found\n", "text/plain")
 
     # -- GET -------------------------------------------------------------------
 
     def _wsdl(self, environ: dict) -> _Reply:
-        host = environ.get("HTTP_HOST") or (
-            f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}")
-        address = f"{environ.get('wsgi.url_scheme', 'http')}://{host}" \
-                  f"{environ.get('SCRIPT_NAME', '')}{SOAP_PATH}"
+        address = transport.public_address(environ, self._trusted_proxies) + \
+            f"{environ.get('SCRIPT_NAME', '')}{SOAP_PATH}"
         return _reply("200 OK", contract.wsdl_for(address), XML_CONTENT_TYPE)
 
     def _xsd(self, name: str) -> _Reply:
@@ -163,84 +164,34 @@ class Gateway:
         operation = None
         try:
             self._guard.check_address(environ.get("REMOTE_ADDR"))
-            body = self._read_body(environ)
-            request = self._parse(body)
-            operation = self._admit(request, environ)
-            reply = self._call_spyne(environ, body, operation)
+            content_type = transport.content_type(environ.get("CONTENT_TYPE"))
+            body = transport.read_body(environ, self._settings.max_request_bytes)
+            root = envelope.parse(envelope.decode(body, content_type.charset),
+                                  max_depth=self._settings.max_xml_depth,
+                                  max_elements=self._settings.max_xml_elements)
+            operation, request = self._admit(envelope.open_envelope(root), environ)
+            ctx = self._dispatch(request)
+            self._check_response(ctx.out_document, operation)
+            payload = self._dispatch.to_bytes(ctx)
         except AdapterError as error:
-            log.warning("refused %s: %s %s", operation.name if operation else "request",
-                        error.fault_code, error)
-            return _fault_reply(error)
+            return _fault_reply(error, operation)
         log.info("%s answered in %.1f ms", operation.name, (time.perf_counter() - started) * 1e3)
-        return reply
+        return _reply("200 OK", payload, XML_CONTENT_TYPE)
 
-    def _read_body(self, environ: dict) -> bytes:
-        limit = self._settings.max_request_bytes
-        declared = environ.get("CONTENT_LENGTH") or ""
-        if declared.isdigit() and int(declared) > limit:
-            raise RequestTooLarge(
-                f"request of {declared} bytes exceeds the limit of {limit} bytes")
-        stream = environ["wsgi.input"]
-        remaining = int(declared) if declared.isdigit() else limit + 1
-        chunks, size = [], 0
-        while remaining > 0:
-            chunk = stream.read(min(READ_CHUNK, remaining))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            remaining -= len(chunk)
-            if size > limit:
-                raise RequestTooLarge(f"request exceeds the limit of {limit} bytes")
-        return b"".join(chunks)
+    def _admit(self, message: envelope.Envelope,
+               environ: dict) -> tuple[Operation, etree._Element]:
+        """The operation and its request, once the caller may make it and the contract
+        accepts it; the request normalised as the XSD defines its values."""
+        envelope.refuse_not_understood(message.header_blocks, self._guard.understood_headers)
+        caller = self._guard.authenticate(
+            environ, [block for block in message.header_blocks if block.tag == SECURITY_HEADER])
 
-    def _parse(self, body: bytes) -> etree._Element:
-        if not body.strip():
-            raise MalformedXml("empty request: a SOAP envelope was expected")
-        try:
-            document = etree.parse(io.BytesIO(body), contract.secure_parser())
-        except etree.XMLSyntaxError as error:
-            if "depth" in str(error).lower():
-                raise DocumentTooDeep(f"document nests deeper than allowed: {error}") from None
-            raise MalformedXml(f"malformed XML: {error}") from None
-        if document.docinfo.doctype or document.docinfo.internalDTD is not None:
-            raise ForbiddenDtd("DTDs and entity declarations are not allowed in SOAP messages")
-        root = document.getroot()
-        depth, limit = _depth(root), self._settings.max_xml_depth
-        if depth > limit:
-            raise DocumentTooDeep(f"document nests {depth} levels deep; the limit is {limit}")
-        return root
-
-    def _admit(self, envelope: etree._Element, environ: dict) -> Operation:
-        namespace = etree.QName(envelope).namespace
-        if etree.QName(envelope).localname == "Envelope" and namespace != SOAP_ENV_NS:
-            version = "SOAP 1.2" if namespace == SOAP12_ENV_NS else f"namespace {namespace!r}"
-            raise VersionMismatch(f"this service speaks SOAP 1.1 ({SOAP_ENV_NS}), not {version}")
-        if envelope.tag != f"{{{SOAP_ENV_NS}}}Envelope":
-            raise NotSoapEnvelope(f"expected a SOAP 1.1 Envelope, got <{envelope.tag}>")
-
-        parts = [child for child in envelope if isinstance(child.tag, str)]
-        tags = [child.tag for child in parts]
-        body_tag, header_tag = f"{{{SOAP_ENV_NS}}}Body", f"{{{SOAP_ENV_NS}}}Header"
-        if tags not in ([body_tag], [header_tag, body_tag]):
-            raise NotSoapEnvelope("an Envelope holds an optional Header, then one Body, "
-                                  "and nothing else")
-        header = parts[0] if len(parts) == 2 else None
-        caller = self._guard.authenticate(environ, header)
-        if header is not None:
-            self._check_headers(header)
-
-        entries = [child for child in parts[-1] if isinstance(child.tag, str)]
-        if len(entries) != 1:
-            raise NotSoapEnvelope(f"the Body must hold exactly one request, not {len(entries)}")
-        request = entries[0]
-
+        request = message.request
         operation = self._operations.get(request.tag)
         if operation is None:
             names = ", ".join(op.name for op in self._operations.values())
             raise UnknownOperation(f"no operation takes <{request.tag}>; "
                                    f"the operations in {{{self._namespace}}} are {names}")
-
         self._guard.authorize(caller, operation.name)
 
         action = environ.get("HTTP_SOAPACTION", "").strip().strip('"')
@@ -249,69 +200,31 @@ class Gateway:
                                      f"operation {operation.name} "
                                      f"(SOAPAction {operation.soap_action!r})")
 
-        problem = _first_error(self._schema, request)
+        problem = self._validator.first_error(request)
         if problem is not None:
             raise SchemaViolation(f"invalid {operation.name} request: {problem}")
 
         biller = request.findtext(f"{{{self._namespace}}}idEmpresa")
         if not self._settings.serves(biller):
             raise UnknownBiller(f"idEmpresa {biller} is not served by this adapter")
-        return operation
+        self._guard.authorize_biller(caller, biller)
+        self._validator.normalise(request)
+        return operation, request
 
-    def _check_headers(self, header: etree._Element) -> None:
-        for block in header:
-            if not isinstance(block.tag, str):
-                continue
-            if block.tag == SECURITY_HEADER and self._guard.authenticates:
-                continue  # understood: it carried the credentials just checked
-            if block.get(f"{{{SOAP_ENV_NS}}}mustUnderstand") in ("1", "true"):
-                raise MustUnderstand(f"header <{block.tag}> is marked mustUnderstand "
-                                     "and this service does not process it")
+    # -- the response ----------------------------------------------------------------
 
-    # -- spyne and the response ----------------------------------------------------
-
-    def _call_spyne(self, environ: dict, body: bytes, operation: Operation) -> _Reply:
-        inner = dict(environ)
-        inner["wsgi.input"] = io.BytesIO(body)
-        inner["CONTENT_LENGTH"] = str(len(body))
-        captured = {}
-
-        def start_response(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-
-        chunks = self._spyne(inner, start_response)
-        try:
-            payload = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        self._check_response(payload, operation)
-        headers = [(name, value) for name, value in captured["headers"]
-                   if name.lower() not in ("content-length", "content-type")]
-        headers += [("Content-Type", XML_CONTENT_TYPE), ("Content-Length", str(len(payload)))]
-        return _Reply(captured["status"], headers, payload)
-
-    def _check_response(self, payload: bytes, operation: Operation) -> None:
-        """Raise InvalidResponse unless ``payload`` is what the contract promises."""
-        try:
-            envelope = etree.fromstring(payload, contract.secure_parser())
-            entries = [child for child in envelope.find(f"{{{SOAP_ENV_NS}}}Body")
-                       if isinstance(child.tag, str)]
-            (entry,) = entries
-        except (etree.XMLSyntaxError, TypeError, ValueError) as error:
-            problem = f"not a SOAP envelope with one body entry ({error})"
+    def _check_response(self, response: etree._Element, operation: Operation) -> None:
+        """Raise InvalidResponse unless ``response`` is what the contract promises."""
+        body = response.find(f"{{{SOAP_ENV_NS}}}Body")
+        entries = [] if body is None else list(body)
+        if len(entries) != 1:
+            problem = f"not a SOAP envelope with one body entry ({len(entries)})"
+        elif entries[0].tag != operation.response:
+            problem = f"answered <{entries[0].tag}> instead of <{operation.response}>"
         else:
-            if entry.tag == f"{{{SOAP_ENV_NS}}}Fault":
-                detail = entry.find(f"detail/{{{self._namespace}}}falla")
-                problem = ("fault without a falla detail" if detail is None
-                           else _first_error(self._schema, detail))
-            elif entry.tag != operation.response:
-                problem = f"answered <{entry.tag}> instead of <{operation.response}>"
-            else:
-                problem = _first_error(self._schema, entry)
+            problem = self._validator.first_error(entries[0])
         if problem is not None:
-            log.error("refusing to send an invalid %s response: %s\n%s",
-                      operation.name, problem, payload[:4000].decode("utf-8", "replace"))
+            log.error("refusing to send an invalid %s response: %s\n%s", operation.name, problem,
+                      etree.tostring(response)[:4000].decode("utf-8", "replace"))
             raise InvalidResponse(f"the adapter produced an invalid {operation.name} "
-                                  "response; it was logged and not sent")
+                                  f"response: {problem}")

@@ -4,6 +4,9 @@ Names here are the contract's (Spanish); :mod:`adapter.soap.service`
 translates them to the domain's. ``tests/test_contract.py`` proves that the
 schema spyne derives from these classes and the bundled one agree.
 """
+import decimal
+from datetime import datetime, timezone
+
 from spyne import Array, ComplexModel, Date, DateTime, Decimal, Integer32, Unicode
 
 NAMESPACE = "urn:pmc-adapter:empresa:v1"
@@ -20,18 +23,23 @@ def optional(kind):
 # Simple types stay unnamed: spyne would put named ones in a namespace of its
 # own. What matters, and what the agreement test compares, is the facets.
 IdEmpresa = Unicode(pattern="[0-9]{4}")
-IdCliente = Unicode(min_len=1, max_len=19, pattern=r"\S(.*\S)?")
-IdFactura = Unicode(min_len=1, max_len=20, pattern=r"\S(.*\S)?")
-IdOperacion = Unicode(min_len=1, max_len=36, pattern=r"\S+")
+IdCliente = Unicode(min_len=1, max_len=19, pattern=r"[^ \t\n\r](.*[^ \t\n\r])?")
+IdFactura = Unicode(min_len=1, max_len=20, pattern=r"[^ \t\n\r](.*[^ \t\n\r])?")
+IdOperacion = Unicode(min_len=1, max_len=36, pattern=r"[^ \t\n\r]+")
 IdConsulta = IdRecibo = IdOperacion
-Importe = Decimal(ge=0, total_digits=15, fraction_digits=2)
+Importe = Decimal(ge=0, le=decimal.Decimal("9999999999999.99"), total_digits=15, fraction_digits=2)
 Moneda = Unicode(values=["ARS", "USD"])
-FechaHoraConZona = DateTime(pattern=r".+(Z|[+\-][0-9]{2}:[0-9]{2})")
+FechaHoraConZona = DateTime(
+    pattern=r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+            r"(Z|[+\-][0-9]{2}:[0-9]{2})",
+    ge=datetime(1, 1, 2, tzinfo=timezone.utc),
+    le=datetime(9999, 12, 30, 23, 59, 59, tzinfo=timezone.utc))
 Canal = Unicode(max_len=30)
 Descripcion = Unicode(max_len=100)
 MensajeTicket = Unicode(max_len=40)
 MensajePantalla = Unicode(max_len=15)
-CodigoRespuesta = Integer32(ge=0, le=7)
+# 8-10 are reserved (reversals), so the codes are listed, not a range.
+CodigoRespuesta = Integer32(values=[0, 1, 2, 3, 4, 5, 6, 7, 11])
 Origen = Unicode(values=["BASE", "ALTA", "ERP"])
 
 

@@ -9,7 +9,13 @@ both are checked before anything else is read from the request:
   HTTP Basic or a WS-Security ``UsernameToken`` (``PasswordText``, or
   ``PasswordDigest`` with a ``Created`` time within five minutes). A caller
   may be limited to some operations (PMC: ConsultarDeuda and InformarPago;
-  the biller's web/app: AltaFactura).
+  the biller's web/app: AltaFactura) and to some billers.
+
+A ``wsse:Security`` header is checked whole: it may carry a UsernameToken and a
+``wsu:Timestamp`` (refused once expired, or created in the future), and
+nothing this service cannot check (signatures, encrypted keys...). Every
+credential failure gets the same message, so that the answer does not tell a
+known caller from an unknown one; the reason goes to the log.
 """
 from __future__ import annotations
 
@@ -18,21 +24,28 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from lxml import etree
 
 from adapter.config import Settings
+from adapter.config import BILLER_ID
 from adapter.errors import (AddressNotAllowed, ConfigurationError, NotAuthenticated,
                             NotAuthorized)
+
+log = logging.getLogger(__name__)
 
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 DIGEST = ("http://docs.oasis-open.org/wss/2004/01/"
           "oasis-200401-wss-username-token-profile-1.0#PasswordDigest")
 SECURITY_HEADER = f"{{{WSSE_NS}}}Security"
+USERNAME_TOKEN = f"{{{WSSE_NS}}}UsernameToken"
+TIMESTAMP = f"{{{WSU_NS}}}Timestamp"
 DIGEST_WINDOW = timedelta(minutes=5)
+AUTHENTICATION_FAILED = "authentication failed: unknown caller, wrong password or invalid token"
 
 
 @dataclass(frozen=True)
@@ -40,16 +53,34 @@ class Caller:
     name: str
     password: str = field(repr=False)
     operations: frozenset[str] | None = None  # None: every operation
+    billers: frozenset[str] | None = None  # None: every biller served
 
 
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _failed(reason: str) -> NotAuthenticated:
+    log.warning("authentication refused: %s", reason)
+    return NotAuthenticated(AUTHENTICATION_FAILED)
+
+
+def _instant(text: str | None, what: str) -> datetime:
+    try:
+        when = datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise NotAuthenticated(f"WS-Security {what} is not a dateTime") from None
+    if when.tzinfo is None:
+        raise NotAuthenticated(f"WS-Security {what} must carry its UTC offset")
+    return when
+
+
 class Guard:
-    def __init__(self, callers: dict[str, Caller], networks: list[str]):
+    def __init__(self, callers: dict[str, Caller], networks: list[str],
+                 clock_skew: timedelta = DIGEST_WINDOW):
         self._callers = callers
         self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._skew = clock_skew
 
     @classmethod
     def from_settings(cls, settings: Settings, operations: set[str]) -> Guard:
@@ -61,12 +92,25 @@ class Guard:
                 if unknown:
                     raise ConfigurationError(f"caller {name}: no operation {sorted(unknown)}")
                 allowed = frozenset(allowed)
-            callers[name] = Caller(name, str(entry["password"]), allowed)
-        return cls(callers, list(settings.allowed_networks))
+            billers = entry.get("empresas")
+            if billers is not None:
+                billers = frozenset(str(biller) for biller in billers)
+                bad = sorted(b for b in billers if not BILLER_ID.fullmatch(b))
+                if bad:
+                    raise ConfigurationError(f"caller {name}: biller numbers are 4 digits, "
+                                             f"got {', '.join(bad)}")
+            callers[name] = Caller(name, str(entry["password"]), allowed, billers)
+        return cls(callers, list(settings.allowed_networks),
+                   timedelta(seconds=settings.clock_skew))
 
     @property
     def authenticates(self) -> bool:
         return bool(self._callers)
+
+    @property
+    def understood_headers(self) -> set[str]:
+        """Header blocks this guard processes (and so understands, for mustUnderstand)."""
+        return {SECURITY_HEADER} if self._callers else set()
 
     def check_address(self, remote_addr: str | None) -> None:
         if not self._networks:
@@ -78,12 +122,15 @@ class Guard:
         if not any(address in network for network in self._networks):
             raise AddressNotAllowed(f"client address {address} is not allowed")
 
-    def authenticate(self, environ: dict, header: etree._Element | None) -> Caller | None:
-        """The caller the request proves to be; None when no callers are configured."""
+    def authenticate(self, environ: dict,
+                     security: list[etree._Element]) -> Caller | None:
+        """The caller the request proves to be; None when no callers are configured.
+        ``security``: the ``wsse:Security`` header blocks addressed to this service."""
         if not self._callers:
             return None
-        token = None if header is None else header.find(
-            f"{SECURITY_HEADER}/{{{WSSE_NS}}}UsernameToken")
+        if len(security) > 1:
+            raise NotAuthenticated("more than one wsse:Security header for this service")
+        token = self._check_security(security[0]) if security else None
         if token is not None:
             return self._by_token(token)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
@@ -92,48 +139,72 @@ class Guard:
         raise NotAuthenticated("credentials required: HTTP Basic or a WS-Security "
                                "UsernameToken")
 
+    def _check_security(self, security: etree._Element) -> etree._Element | None:
+        """The header's UsernameToken (or None), once everything in it has been checked."""
+        kinds = [child.tag for child in security]
+        unsupported = sorted({tag for tag in kinds if tag not in (USERNAME_TOKEN, TIMESTAMP)})
+        if unsupported:
+            raise NotAuthenticated(f"wsse:Security carries {', '.join(unsupported)}, which this "
+                                   "service does not check; send a UsernameToken")
+        if not kinds or len(kinds) != len(set(kinds)):
+            raise NotAuthenticated("wsse:Security must hold one UsernameToken and at most "
+                                   "one wsu:Timestamp")
+        timestamp = security.find(TIMESTAMP)
+        if timestamp is not None:
+            now = datetime.now(timezone.utc)
+            created = _instant(timestamp.findtext(f"{{{WSU_NS}}}Created"), "Timestamp Created")
+            if created > now + self._skew:
+                raise NotAuthenticated("wsu:Timestamp was created in the future")
+            expires = timestamp.find(f"{{{WSU_NS}}}Expires")
+            if expires is not None and _instant(expires.text, "Timestamp Expires") \
+                    < now - self._skew:
+                raise NotAuthenticated("wsu:Timestamp has expired")
+        return security.find(USERNAME_TOKEN)
+
     def _known(self, name: str) -> Caller:
         caller = self._callers.get(name)
         if caller is None:
-            raise NotAuthenticated("unknown caller or wrong password")
+            raise _failed(f"unknown caller {name[:40]!r}")
         return caller
 
     def _by_basic(self, encoded: str) -> Caller:
         try:
             name, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise NotAuthenticated("malformed HTTP Basic credentials") from None
+            raise _failed("malformed HTTP Basic credentials") from None
         caller = self._known(name)
         if not _same(password, caller.password):
-            raise NotAuthenticated("unknown caller or wrong password")
+            raise _failed(f"wrong HTTP Basic password for {name}")
         return caller
 
     def _by_token(self, token: etree._Element) -> Caller:
         caller = self._known(token.findtext(f"{{{WSSE_NS}}}Username") or "")
         password = token.find(f"{{{WSSE_NS}}}Password")
         if password is None:
-            raise NotAuthenticated("UsernameToken without a Password")
+            raise _failed(f"UsernameToken of {caller.name} without a Password")
         given = password.text or ""
         if password.get("Type") == DIGEST:
-            expected = self._digest(token, caller.password)
+            expected = self._digest(token, caller)
         else:
             expected = caller.password
         if not _same(given, expected):
-            raise NotAuthenticated("unknown caller or wrong password")
+            raise _failed(f"wrong UsernameToken password for {caller.name}")
         return caller
 
     @staticmethod
-    def _digest(token: etree._Element, password: str) -> str:
+    def _digest(token: etree._Element, caller: Caller) -> str:
         nonce = token.findtext(f"{{{WSSE_NS}}}Nonce") or ""
         created = token.findtext(f"{{{WSU_NS}}}Created") or ""
         try:
             when = datetime.fromisoformat(created.replace("Z", "+00:00"))
             raw_nonce = base64.b64decode(nonce, validate=True)
         except (ValueError, binascii.Error):
-            raise NotAuthenticated("PasswordDigest needs a valid Nonce and Created") from None
+            raise _failed(f"PasswordDigest of {caller.name} without a valid Nonce "
+                          "and Created") from None
         if when.tzinfo is None or abs(datetime.now(timezone.utc) - when) > DIGEST_WINDOW:
-            raise NotAuthenticated("UsernameToken Created is not within five minutes of now")
-        digest = hashlib.sha1(raw_nonce + created.encode() + password.encode()).digest()
+            raise _failed(f"PasswordDigest of {caller.name} created {created}, "
+                          "not within five minutes of now")
+        digest = hashlib.sha1(raw_nonce + created.encode() + caller.password.encode()).digest()
         return base64.b64encode(digest).decode()
 
     @staticmethod
@@ -141,3 +212,9 @@ class Guard:
         if caller is not None and caller.operations is not None \
                 and operation not in caller.operations:
             raise NotAuthorized(f"caller {caller.name} may not call {operation}")
+
+    @staticmethod
+    def authorize_biller(caller: Caller | None, biller_id: str) -> None:
+        if caller is not None and caller.billers is not None \
+                and biller_id not in caller.billers:
+            raise NotAuthorized(f"caller {caller.name} may not act for biller {biller_id}")

@@ -7,19 +7,16 @@ against the contract and checked the biller before spyne sees it.
 from __future__ import annotations
 
 import functools
-import logging
 
 from spyne import Application, ServiceBase, rpc
-from spyne.protocol.soap import Soap11
 
 from adapter.domain.model import (Currency, DebtAnswer, DueDate, Invoice, Origin, Outcome,
                                   PaymentAnswer, PaymentNotice)
 from adapter.errors import AdapterError, InternalError
 from adapter.service.billing import BillingService
 from adapter.soap import models as wire
-from adapter.soap.faults import as_spyne_fault
+from adapter.soap.dispatch import CarriedError, ContractSoap11
 
-log = logging.getLogger(__name__)
 
 # codigoRespuesta -> descripcion, in PMC's language.
 DESCRIPTIONS = {
@@ -31,6 +28,7 @@ DESCRIPTIONS = {
     Outcome.EXPIRED: "Factura vencida",
     Outcome.AMOUNT_MISMATCH: "El importe no coincide con el importe a pagar",
     Outcome.OPERATION_CONFLICT: "idOperacion ya recibido con otros datos",
+    Outcome.FUTURE_PAYMENT: "Fecha de pago posterior a la fecha actual",
 }
 
 
@@ -38,18 +36,18 @@ def _billing(ctx) -> BillingService:
     return ctx.app.billing
 
 
-def _faults_in_contract_shape(method):
-    """Turn every exception into a fault of the contract's shape (see faults.py)."""
+def _errors_to_the_gateway(method):
+    """Carry every exception through spyne to the gateway, which turns it into a fault."""
 
     @functools.wraps(method)
     def wrapper(ctx, request):
         try:
             return method(ctx, request)
         except AdapterError as error:
-            raise as_spyne_fault(error) from error
-        except Exception as error:  # a bug: log it, tell the caller only that it happened
-            log.exception("unexpected error in %s", method.__name__)
-            raise as_spyne_fault(InternalError("internal error; see the adapter's log")) from error
+            raise CarriedError(error) from error
+        except Exception as error:  # a bug: the gateway logs it, the caller learns only its ID
+            raise CarriedError(InternalError(
+                f"unexpected {error.__class__.__name__} in {method.__name__}: {error}")) from error
 
     return wrapper
 
@@ -104,7 +102,7 @@ class ServicioEmpresa(ServiceBase):
     @rpc(wire.ConsultarDeudaSolicitud, _returns=wire.ConsultarDeudaRespuesta,
          _body_style="bare", _in_message_name="ConsultarDeuda",
          _out_message_name="ConsultarDeudaResponse")
-    @_faults_in_contract_shape
+    @_errors_to_the_gateway
     def ConsultarDeuda(ctx, request):
         answer = _billing(ctx).query_debt(request.idEmpresa, request.idCliente, request.idFactura)
         return debt_response(answer)
@@ -112,14 +110,14 @@ class ServicioEmpresa(ServiceBase):
     @rpc(wire.InformarPagoSolicitud, _returns=wire.InformarPagoRespuesta,
          _body_style="bare", _in_message_name="InformarPago",
          _out_message_name="InformarPagoResponse")
-    @_faults_in_contract_shape
+    @_errors_to_the_gateway
     def InformarPago(ctx, request):
         return payment_response(_billing(ctx).record_payment(payment_notice(request)))
 
     @rpc(wire.AltaFacturaSolicitud, _returns=wire.AltaFacturaRespuesta,
          _body_style="bare", _in_message_name="AltaFactura",
          _out_message_name="AltaFacturaResponse")
-    @_faults_in_contract_shape
+    @_errors_to_the_gateway
     def AltaFactura(ctx, request):
         return invoice_response(_billing(ctx).create_invoice(new_invoice(request)))
 
@@ -127,6 +125,6 @@ class ServicioEmpresa(ServiceBase):
 def spyne_application(billing: BillingService) -> Application:
     application = Application(
         [ServicioEmpresa], tns=wire.NAMESPACE, name="ServicioEmpresa",
-        in_protocol=Soap11(validator=None), out_protocol=Soap11())
+        in_protocol=ContractSoap11(validator=None), out_protocol=ContractSoap11())
     application.billing = billing
     return application

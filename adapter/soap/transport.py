@@ -1,0 +1,111 @@
+"""HTTP checks on a SOAP request, made before its body is looked at.
+
+SOAP 1.1 over HTTP is ``text/xml``; WS-I Basic Profile (R1012) allows UTF-8
+and UTF-16 only. Anything else -- ``multipart/*`` (the contract has no
+attachments), another media type, another charset, a header that cannot be
+read one way only -- is refused here, so that no later step can read the
+request differently from the way it was checked.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from adapter.errors import RequestTooLarge, UnsupportedCharset, UnsupportedMediaType
+
+SOAP11_MEDIA_TYPE = "text/xml"
+# Charset labels (case-insensitive) and the codec each one names.
+CHARSETS = {"utf-8": "utf-8", "utf-16": "utf-16"}
+READ_CHUNK = 64 * 1024
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\.)*"'
+_MEDIA_TYPE = re.compile(rf"({_TOKEN})/({_TOKEN})")
+_PARAMETER = re.compile(rf"[ \t]*;[ \t]*({_TOKEN})=({_TOKEN}|{_QUOTED})")
+
+
+@dataclass(frozen=True)
+class ContentType:
+    media_type: str
+    charset: str | None  # a codec of CHARSETS, or None when the header names none
+
+
+def content_type(header: str | None) -> ContentType:
+    """The request's Content-Type, checked: ``text/xml`` with at most a UTF-8/UTF-16
+    charset. No header at all is taken as ``text/xml``, the only type SOAP 1.1 has."""
+    if header is None or not header.strip():
+        return ContentType(SOAP11_MEDIA_TYPE, None)
+    header = header.strip()
+    match = _MEDIA_TYPE.match(header)
+    if match is None:
+        raise UnsupportedMediaType(f"Content-Type {header[:80]!r} is not a media type")
+    media_type = f"{match[1]}/{match[2]}".lower()
+    if media_type != SOAP11_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"SOAP 1.1 requests are {SOAP11_MEDIA_TYPE}, "
+                                   f"not {media_type}")
+    parameters, position = {}, match.end()
+    while position < len(header):
+        parameter = _PARAMETER.match(header, position)
+        if parameter is None:
+            raise UnsupportedMediaType(f"Content-Type {header[:80]!r} cannot be read "
+                                       "as one media type with parameters")
+        name, value = parameter[1].lower(), parameter[2]
+        if name in parameters:
+            raise UnsupportedMediaType(f"Content-Type gives {name} twice")
+        parameters[name] = value[1:-1] if value.startswith('"') else value
+        position = parameter.end()
+    label = parameters.get("charset")
+    if label is None:
+        return ContentType(media_type, None)
+    codec = CHARSETS.get(label.lower())
+    if codec is None:
+        raise UnsupportedCharset(f"charset {label[:40]!r} is not allowed: SOAP messages "
+                                 "are UTF-8 or UTF-16 (WS-I Basic Profile R1012)")
+    return ContentType(media_type, codec)
+
+
+def read_body(environ: dict, limit: int) -> bytes:
+    """The request body, refused from its declared length alone when that is over ``limit``."""
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"request of {declared} bytes exceeds the limit of {limit} bytes")
+    stream = environ["wsgi.input"]
+    remaining = int(declared) if declared.isdigit() else limit + 1
+    chunks, size = [], 0
+    while remaining > 0:
+        chunk = stream.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        remaining -= len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request exceeds the limit of {limit} bytes")
+    return b"".join(chunks)
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _first(header: str | None) -> str:
+    return (header or "").split(",")[0].strip()
+
+
+def public_address(environ: dict, trusted_proxies: list) -> str:
+    """``scheme://host[:port]`` of this service as its clients reach it: from the
+    request, or from ``X-Forwarded-Proto``/``-Host`` when a trusted proxy sends them."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST", "")
+    if trusted_proxies:
+        try:
+            peer = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
+        except ValueError:
+            peer = None
+        if peer is not None and any(peer in network for network in trusted_proxies):
+            proto = _first(environ.get("HTTP_X_FORWARDED_PROTO")).lower()
+            scheme = proto if proto in ("http", "https") else scheme
+            host = _first(environ.get("HTTP_X_FORWARDED_HOST")) or host
+    if not _HOST.fullmatch(host):  # never advertise what the client made up
+        host = f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    return f"{scheme}://{host}"

@@ -1,0 +1,97 @@
+"""Checking a message against the bundled XSD, and putting it in the form the XSD defines.
+
+Two engines compile the same bundled schema: xmlschema, the validator of
+record (it writes the precise message of a rejection: element path, rule,
+value), and libxml2 through lxml. A message is accepted only when both accept
+it, so a gap in either engine -- xmlschema takes ``1 000.00`` for a decimal --
+cannot let a value through that the other, and the XSD, refuse.
+``tests/test_validation_engines.py`` compares the two on generated values.
+
+An accepted request is then *normalised*: values whose XSD type collapses
+whitespace (decimals, dates, dateTimes) get it collapsed in the tree itself, so
+that what the service reads is the value the validator judged, not the
+surrounding spaces a pretty-printing sender added.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+import xmlschema
+from lxml import etree
+
+from adapter.soap import contract
+
+
+def _path(element: etree._Element) -> str:
+    """``/InformarPago/importe``: local names, as a reader of the contract names them."""
+    names = []
+    while element is not None:
+        names.append(etree.QName(element).localname)
+        element = element.getparent()
+    return "/" + "/".join(reversed(names))
+
+
+class ContractValidator:
+    def __init__(self, schema: xmlschema.XMLSchema | None = None):
+        self._schema = schema or contract.schema()
+        self._white_space = _white_space_by_path(self._schema)
+        self._per_thread = threading.local()
+
+    @property
+    def _libxml2(self) -> etree.XMLSchema:
+        # An lxml validator keeps its error log on itself: one per thread.
+        validator = getattr(self._per_thread, "validator", None)
+        if validator is None:
+            validator = self._per_thread.validator = etree.XMLSchema(
+                etree.parse(self._schema.url, contract.secure_parser()))
+        return validator
+
+    def first_error(self, element: etree._Element) -> str | None:
+        """The first violation in ``element`` (a message root of the contract), with its
+        place and offending value; None when both engines accept it."""
+        for error in self._schema.iter_errors(element):
+            offending = error.elem if isinstance(error.elem, etree._Element) else element
+            message = f"{_path(offending)}: {error.reason}"
+            value = (offending.text or "").strip()
+            if value and len(offending) == 0:
+                message += f" (got {value[:40]!r}{'...' if len(value) > 40 else ''})"
+            return message
+        if not self._libxml2.validate(element):
+            entry = self._libxml2.error_log.last_error
+            return f"{entry.path or _path(element)}: {entry.message}"
+        return None
+
+    def normalise(self, request: etree._Element) -> None:
+        """Collapse whitespace, in place, where the XSD type of a value says so."""
+        stack = [(request, (request.tag,))]
+        while stack:
+            element, path = stack.pop()
+            if len(element):
+                stack.extend((child, path + (child.tag,)) for child in element)
+            elif element.text and self._white_space.get(path) == "collapse":
+                element.text = " ".join(element.text.split())
+
+
+def _white_space_by_path(schema: xmlschema.XMLSchema) -> dict[tuple[str, ...], str]:
+    """The XSD whiteSpace rule of every simple value in the contract's messages,
+    by the path of Clark names that leads to it."""
+    found: dict[tuple[str, ...], str] = {}
+
+    def walk(declaration, path: tuple[str, ...]) -> None:
+        path = path + (declaration.name,)
+        kind = declaration.type
+        if kind.is_simple():
+            found[path] = kind.white_space or "preserve"
+        else:
+            for child in kind.content.iter_elements():
+                walk(child, path)
+
+    for declaration in schema.elements.values():
+        walk(declaration, ())
+    return found
+
+
+@functools.cache
+def contract_validator() -> ContractValidator:
+    return ContractValidator()
