@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -128,10 +128,12 @@ def main() -> None:
             run("ConsultarDeuda", url, [("ConsultarDeuda", envelope("ConsultarDeuda", [
                 ("idEmpresa", "1234"), ("idCliente", c)])) for c in customers],
                 args.concurrency)
+            paid_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
             payments = [("InformarPago", envelope("InformarPago", [
                 ("idEmpresa", "1234"), ("idOperacion", f"OP{c}"), ("idCliente", c),
                 ("idFactura", "F1"), ("importe", "1500.00"), ("moneda", "ARS"),
-                ("fechaPago", f"{date.today().isoformat()}T12:00:00-03:00")]))
+                # now, not later: a notice dated ahead of the server's clock is not applied
+                ("fechaPago", paid_at)]))
                 for c in customers]
             run("InformarPago", url, payments, args.concurrency)
             run("InformarPago replay", url, payments, args.concurrency)

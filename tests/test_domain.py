@@ -9,6 +9,7 @@ from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, P
 from adapter.errors import InvalidInvoice
 
 D1, D2, D3 = date(2026, 3, 10), date(2026, 3, 20), date(2026, 3, 31)
+LATER = datetime(2026, 6, 1, tzinfo=timezone.utc)  # "now", after every payment judged here
 
 
 def invoice(*due, paid=False, invoice_id="F1", currency=Currency.ARS):
@@ -58,21 +59,63 @@ def test_business_day_is_buenos_aires_civil_day():
 
 def test_a_payment_matching_the_amount_due_that_day_pays_the_invoice():
     two = invoice((D1, "100"), (D2, "110"))
-    assert judge_payment(notice("100", ba(D1)), two) is Outcome.OK
-    assert judge_payment(notice("110", ba(D1 + timedelta(1))), two) is Outcome.OK
+    assert judge_payment(notice("100", ba(D1)), two, now=LATER) is Outcome.OK
+    assert judge_payment(notice("110", ba(D1 + timedelta(1))), two, now=LATER) is Outcome.OK
     # 22:30 in Buenos Aires on the due date is 01:30 UTC the day after: still on time
     assert judge_payment(notice("100", datetime(2026, 3, 11, 1, 30, tzinfo=timezone.utc)),
-                         two) is Outcome.OK
+                         two, now=LATER) is Outcome.OK
 
 
 def test_payments_that_do_not_match_are_judged_not_dropped():
     two = invoice((D1, "100"), (D2, "110"))
-    assert judge_payment(notice("100", ba(D1)), None) is Outcome.INVOICE_UNKNOWN
-    assert judge_payment(notice("100", ba(D1)), invoice((D1, "100"), paid=True)) \
-        is Outcome.ALREADY_PAID
-    assert judge_payment(notice("110", ba(D2 + timedelta(1))), two) is Outcome.EXPIRED
-    assert judge_payment(notice("110", ba(D1)), two) is Outcome.AMOUNT_MISMATCH
-    assert judge_payment(notice("100", ba(D1), Currency.USD), two) is Outcome.AMOUNT_MISMATCH
+    assert judge_payment(notice("100", ba(D1)), None, now=LATER) is Outcome.INVOICE_UNKNOWN
+    assert judge_payment(notice("100", ba(D1)), invoice((D1, "100"), paid=True),
+                         now=LATER) is Outcome.ALREADY_PAID
+    assert judge_payment(notice("110", ba(D2 + timedelta(1))), two, now=LATER) \
+        is Outcome.EXPIRED
+    assert judge_payment(notice("110", ba(D1)), two, now=LATER) is Outcome.AMOUNT_MISMATCH
+    assert judge_payment(notice("100", ba(D1), Currency.USD), two, now=LATER) \
+        is Outcome.AMOUNT_MISMATCH
+
+
+SKEW = timedelta(minutes=5)
+
+
+def test_a_payment_dated_after_now_plus_the_skew_is_a_future_payment():
+    two = invoice((D1, "100"), (D2, "110"))
+    now = ba(D1, hour=10)
+    for ahead in (SKEW + timedelta(seconds=1), timedelta(hours=1), timedelta(days=2)):
+        paid_at = now + ahead
+        due = two.amount_due_on(business_day(paid_at))  # what would otherwise pay it
+        assert judge_payment(notice(str(due), paid_at), two, now=now, skew=SKEW) \
+            is Outcome.FUTURE_PAYMENT, ahead
+
+
+def test_a_payment_dated_within_the_skew_is_judged_as_usual():
+    two = invoice((D1, "100"), (D2, "110"))
+    now = ba(D1, hour=10)
+    for ahead in (timedelta(0), timedelta(minutes=1), SKEW):  # the bound itself is allowed
+        assert judge_payment(notice("100", now + ahead), two, now=now, skew=SKEW) \
+            is Outcome.OK, ahead
+    # the same instant in another offset is not "ahead"
+    utc_now = now.astimezone(timezone.utc)
+    assert judge_payment(notice("100", utc_now), two, now=now) is Outcome.OK
+    # without skew, one second ahead is already the future
+    assert judge_payment(notice("100", now + timedelta(seconds=1)), two, now=now) \
+        is Outcome.FUTURE_PAYMENT
+
+
+def test_a_future_payment_is_judged_before_its_invoice():
+    # its date cannot be trusted: no amount, expiry or payment state is judged by it
+    now = ba(D1, hour=10)
+    future = notice("1", now + timedelta(hours=1))
+    for target in (None, invoice((D1, "100"), paid=True), invoice((D1, "100"))):
+        assert judge_payment(future, target, now=now, skew=SKEW) is Outcome.FUTURE_PAYMENT
+
+
+def test_judging_a_payment_needs_an_aware_now():
+    with pytest.raises(ValueError):
+        judge_payment(notice("100", ba(D1)), invoice((D1, "100")), now=datetime(2026, 3, 10))
 
 
 def test_debt_distinguishes_unknown_client_nothing_owed_and_open_invoices():

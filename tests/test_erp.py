@@ -94,7 +94,7 @@ def pay(pmc, customer, invoice_id, amount, operation=None):
     operation = operation or unique("OP")
     answer = pmc.service.InformarPago(
         idEmpresa="1234", idOperacion=operation, idCliente=customer, idFactura=invoice_id,
-        importe=amount, moneda="ARS", fechaPago=f"{today()}T12:00:00-03:00")
+        importe=amount, moneda="ARS", fechaPago=f"{today()}T00:00:00-03:00")
     return answer, operation
 
 

@@ -94,7 +94,7 @@ def test_imported_invoices_are_found_by_pmc_and_a_reimport_changes_nothing(
 
     paid = client.service.InformarPago(
         idEmpresa="1234", idOperacion=unique("OP"), idCliente=second, idFactura="F-2",
-        importe="50.00", moneda="ARS", fechaPago=f"{today()}T12:00:00-03:00")
+        importe="50.00", moneda="ARS", fechaPago=f"{today()}T00:00:00-03:00")
     assert paid.codigoRespuesta == 0
     again = import_fac(server, path)
     assert "0 created, 0 replaced, 1 unchanged, 1 paid, 0 rejected" in again.stdout

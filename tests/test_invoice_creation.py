@@ -60,7 +60,7 @@ def test_paid_invoice_is_not_changed(client, db):
     alta(client, customer, "F-1", (day, "10.00"))
     paid = client.service.InformarPago(
         idEmpresa="1234", idOperacion=unique("OP"), idCliente=customer, idFactura="F-1",
-        importe="10.00", moneda="ARS", fechaPago=f"{day.isoformat()}T12:00:00-03:00")
+        importe="10.00", moneda="ARS", fechaPago=f"{day.isoformat()}T00:00:00-03:00")
     assert paid.codigoRespuesta == 0
     answer = alta(client, customer, "F-1", (day, "99.00"))
     assert (answer.codigoRespuesta, answer.descripcion) == (4, "Factura ya pagada")

@@ -1,13 +1,20 @@
 """The migrations build exactly the schema the models declare, on SQLite and PostgreSQL."""
 import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from adapter.storage.db import make_engine, upgrade_schema
-from adapter.storage.orm import Base
+from adapter.storage.db import MIGRATIONS, make_engine, upgrade_schema
+from adapter.storage.orm import Base, ForwardRow, InvoiceRow, PaymentRow
 
 
 def fresh_database(database_url: str, tmp_path) -> str:
@@ -33,12 +40,74 @@ def test_migrations_build_the_models_schema_and_run_once(database_url, tmp_path)
     url = fresh_database(database_url, tmp_path)
     engine = make_engine(url)
     try:
-        assert upgrade_schema(engine) == ["0001"]
+        assert upgrade_schema(engine) == ["0001", "0002"]
         assert upgrade_schema(engine) == []  # up to date: nothing to do
         with engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(
                 connection, opts={"compare_type": True}), Base.metadata)
         assert differences == []
+    finally:
+        engine.dispose()
+        drop(database_url, url)
+
+
+def test_0002_keeps_stored_payments_and_their_outbox(database_url, tmp_path):
+    """0002 rebuilds ``payments`` on SQLite (batch mode): a database with payments, and
+    outbox rows pointing at them, upgrades with every row and reference intact, and then
+    takes one operation ID for two billers."""
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    url = fresh_database(database_url, tmp_path)
+    engine = make_engine(url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        with Session(engine) as session:
+            invoice = InvoiceRow(biller_id="1234", customer_id="C1", invoice_id="F1",
+                                 currency="ARS", origin="BASE", status="paid",
+                                 due_date_1=date(2026, 12, 1), amount_1=Decimal("10.00"),
+                                 created_at=now, updated_at=now)
+            session.add(invoice)
+            session.flush()
+            payment = PaymentRow(operation_id="OP-1", receipt_id="R-1", biller_id="1234",
+                                 customer_id="C1", invoice_id="F1", amount=Decimal("10.00"),
+                                 currency="ARS", paid_at=now, status="applied",
+                                 response_code=0, applied_invoice_pk=invoice.pk,
+                                 received_at=now)
+            session.add(payment)
+            session.flush()
+            session.add(ForwardRow(payment_pk=payment.pk, status="pending", attempts=0,
+                                   next_attempt_at=now, created_at=now))
+            session.commit()
+            before = session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
+                                            PaymentRow.amount, PaymentRow.paid_at)).all()
+
+        assert upgrade_schema(engine) == ["0002"]
+
+        with Session(engine) as session:
+            assert session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
+                                          PaymentRow.amount, PaymentRow.paid_at)).all() == before
+            assert session.execute(select(ForwardRow.payment_pk)).scalars().all() == \
+                [before[0].pk]
+            session.add(PaymentRow(operation_id="OP-1", receipt_id="R-2", biller_id="5678",
+                                   customer_id="C1", invoice_id="F1", amount=Decimal("10.00"),
+                                   currency="ARS", paid_at=now, status="observed",
+                                   response_code=11, received_at=now))
+            session.commit()
+            session.add(PaymentRow(operation_id="OP-1", receipt_id="R-3", biller_id="5678",
+                                   customer_id="C1", invoice_id="F1", amount=Decimal("10.00"),
+                                   currency="ARS", paid_at=now, status="observed",
+                                   response_code=3, received_at=now))
+            with pytest.raises(IntegrityError):
+                session.commit()
+            session.rollback()
+            # the outbox still refuses a forward of a payment that does not exist
+            session.add(ForwardRow(payment_pk=999_999, status="pending", attempts=0,
+                                   next_attempt_at=now, created_at=now))
+            with pytest.raises(IntegrityError):
+                session.commit()
     finally:
         engine.dispose()
         drop(database_url, url)

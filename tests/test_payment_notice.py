@@ -23,9 +23,22 @@ def open_invoice(billing_base):
     return customer
 
 
-def at_noon(days_from_today=0) -> str:
+@pytest.fixture
+def first_due_date_passed(billing_base):
+    """A fresh client whose invoice was 100.00 until yesterday, and is 110.00 for ten days."""
+    customer, day = unique("C"), today()
+    billing_base(Invoice("1234", customer, "F-1", Currency.ARS,
+                         (DueDate(day - timedelta(1), Decimal("100.00")),
+                          DueDate(day + timedelta(10), Decimal("110.00"))),
+                         Origin.BILLING_BASE))
+    return customer
+
+
+def day_start(days_from_today=0) -> str:
+    """That day's first instant in Buenos Aires. Today's and earlier ones are never ahead
+    of the server's clock: a notice dated later is not applied (test_future_payment.py)."""
     day = today() + timedelta(days_from_today)
-    return f"{day.isoformat()}T12:00:00-03:00"
+    return f"{day.isoformat()}T00:00:00-03:00"
 
 
 def pay(client, customer, amount, *, invoice_id="F-1", operation=None, when=None,
@@ -33,7 +46,7 @@ def pay(client, customer, amount, *, invoice_id="F-1", operation=None, when=None
     return client.service.InformarPago(
         idEmpresa="1234", idOperacion=operation or unique("OP"), idCliente=customer,
         idFactura=invoice_id, importe=amount, moneda=currency,
-        fechaPago=when or at_noon(), **extra)
+        fechaPago=when or day_start(), **extra)
 
 
 def payment_rows(db, customer):
@@ -57,17 +70,19 @@ def test_matching_payment_is_applied_and_the_invoice_is_paid(client, db, open_in
     assert after.codigoRespuesta == 2
 
 
-def test_amount_due_is_judged_at_the_payment_date_in_buenos_aires(client, open_invoice):
-    # 01:30 UTC tomorrow is 22:30 today in Buenos Aires: the first due date still applies
-    tomorrow = today() + timedelta(1)
-    late_tonight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 1, 30,
-                            tzinfo=timezone.utc).isoformat()
-    assert pay(client, open_invoice, "100.00", when=late_tonight).codigoRespuesta == 0
+def test_amount_due_is_judged_at_the_payment_date_in_buenos_aires(client,
+                                                                 first_due_date_passed):
+    # 01:30 UTC today is 22:30 yesterday in Buenos Aires: yesterday's due date still applies
+    day = today()
+    late_last_night = datetime(day.year, day.month, day.day, 1, 30,
+                               tzinfo=timezone.utc).isoformat()
+    assert pay(client, first_due_date_passed, "100.00",
+               when=late_last_night).codigoRespuesta == 0
 
 
-def test_second_due_date_amount_after_the_first_passed(client, open_invoice):
-    assert pay(client, open_invoice, "100.00", when=at_noon(1)).codigoRespuesta == 6
-    assert pay(client, open_invoice, "110.00", when=at_noon(1)).codigoRespuesta == 0
+def test_second_due_date_amount_after_the_first_passed(client, first_due_date_passed):
+    assert pay(client, first_due_date_passed, "100.00").codigoRespuesta == 6
+    assert pay(client, first_due_date_passed, "110.00").codigoRespuesta == 0
 
 
 @pytest.mark.parametrize("case, code, description", [
@@ -77,14 +92,19 @@ def test_second_due_date_amount_after_the_first_passed(client, open_invoice):
     ("wrong amount", 6, "El importe no coincide con el importe a pagar"),
     ("wrong currency", 6, "El importe no coincide con el importe a pagar"),
 ])
-def test_notices_that_do_not_match_are_stored_as_observed(client, db, open_invoice,
-                                                          case, code, description):
+def test_notices_that_do_not_match_are_stored_as_observed(client, db, billing_base,
+                                                          open_invoice, case, code,
+                                                          description):
     if case == "already paid":
         assert pay(client, open_invoice, "100.00").codigoRespuesta == 0
+    if case == "expired":  # its last due date was yesterday
+        billing_base(Invoice("1234", open_invoice, "F-OLD", Currency.ARS,
+                             (DueDate(today() - timedelta(1), Decimal("100.00")),),
+                             Origin.BILLING_BASE))
     kwargs = {
         "unknown invoice": dict(amount="100.00", invoice_id="NOPE"),
         "already paid": dict(amount="100.00"),
-        "expired": dict(amount="110.00", when=at_noon(11)),
+        "expired": dict(amount="100.00", invoice_id="F-OLD"),
         "wrong amount": dict(amount="99.99"),
         "wrong currency": dict(amount="100.00", currency="USD"),
     }[case]
@@ -95,9 +115,11 @@ def test_notices_that_do_not_match_are_stored_as_observed(client, db, open_invoi
     stored = db.rows("SELECT status, response_code, receipt_id, applied_invoice_pk "
                      "FROM payments WHERE operation_id = :o", o=operation)
     assert stored == [("observed", code, answer.idRecibo, None)]
-    expected_status = "paid" if case == "already paid" else "open"
-    assert db.rows("SELECT status FROM invoices WHERE customer_id = :c",
-                   c=open_invoice) == [(expected_status,)]
+    expected = {"F-1": "paid" if case == "already paid" else "open"}
+    if case == "expired":
+        expected["F-OLD"] = "open"
+    assert dict(db.rows("SELECT invoice_id, status FROM invoices WHERE customer_id = :c",
+                        c=open_invoice)) == expected
 
 
 def test_replayed_notice_gets_the_first_answer(client, db, open_invoice):
@@ -105,7 +127,7 @@ def test_replayed_notice_gets_the_first_answer(client, db, open_invoice):
     first = pay(client, open_invoice, "100.00", operation=operation, canal="ATM")
     # same instant spelled in UTC: still the same notice
     replay = pay(client, open_invoice, "100.0", operation=operation, canal="ATM",
-                 when=(today().isoformat() + "T15:00:00Z"))
+                 when=(today().isoformat() + "T03:00:00Z"))
     assert (replay.codigoRespuesta, replay.idRecibo) == (first.codigoRespuesta, first.idRecibo) \
         == (0, first.idRecibo)
     assert len(payment_rows(db, open_invoice)) == 1
@@ -120,7 +142,7 @@ def test_replay_of_an_observed_notice_gets_the_same_observation(client, db, open
     assert len(payment_rows(db, open_invoice)) == 1
 
 
-@pytest.mark.parametrize("change", [dict(amount="110.00"), dict(when=at_noon(1)),
+@pytest.mark.parametrize("change", [dict(amount="110.00"), dict(when=day_start(-1)),
                                     dict(canal="OTHER"), dict(invoice_id="F-2")])
 def test_known_operation_with_different_data_answers_7_and_changes_nothing(
         client, db, open_invoice, change):
@@ -151,7 +173,7 @@ def test_concurrent_replays_on_several_workers_store_one_payment(soap, db, open_
     request = envelope("InformarPago", [
         ("idEmpresa", "1234"), ("idOperacion", unique("OP")), ("idCliente", open_invoice),
         ("idFactura", "F-1"), ("importe", "100.00"), ("moneda", "ARS"),
-        ("fechaPago", at_noon())])
+        ("fechaPago", day_start())])
     replies = _simultaneously(12, lambda: soap.post(request, soap_action="InformarPago"))
     answers = {(r.field("codigoRespuesta"), r.field("idRecibo")) for r in replies}
     assert len(answers) == 1 and answers.pop()[0] == "0"
@@ -163,7 +185,7 @@ def test_concurrent_different_payments_pay_an_invoice_once(soap, db, open_invoic
         return soap.call("InformarPago", [
             ("idEmpresa", "1234"), ("idOperacion", unique("OP")), ("idCliente", open_invoice),
             ("idFactura", "F-1"), ("importe", "100.00"), ("moneda", "ARS"),
-            ("fechaPago", at_noon())])
+            ("fechaPago", day_start())])
 
     codes = sorted(r.field("codigoRespuesta") for r in _simultaneously(8, send))
     assert codes == ["0"] + ["4"] * 7

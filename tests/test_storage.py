@@ -55,6 +55,24 @@ def test_an_operation_id_is_stored_once(engine):
     assert refused(engine, payment_row(operation_id=operation))
 
 
+def test_an_operation_id_is_stored_once_per_biller(engine):
+    # PMC numbers operations per biller: the same ID for another biller is another payment
+    operation = unique("OP")
+    assert not refused(engine, payment_row(operation_id=operation, biller_id="1234"))
+    assert not refused(engine, payment_row(operation_id=operation, biller_id="5678"))
+    assert refused(engine, payment_row(operation_id=operation, biller_id="5678"))
+
+
+def test_a_future_dated_payment_is_stored_observed_with_code_11(engine):
+    assert not refused(engine, payment_row(status="observed", response_code=11))
+    invoice = invoice_row()
+    assert not refused(engine, invoice)
+    assert refused(engine, payment_row(status="applied", response_code=11,
+                                       applied_invoice_pk=invoice.pk))
+    for reserved in (8, 9, 10, 12):  # 8-10: reversals, not yet
+        assert refused(engine, payment_row(response_code=reserved)), reserved
+
+
 def test_an_invoice_takes_one_applied_payment(engine):
     invoice = invoice_row()
     assert not refused(engine, invoice)

@@ -1,14 +1,14 @@
 """Invoices, due dates and payment notices, and the rules that judge them.
 
 Everything here is plain Python: no spyne, no SQLAlchemy, no clock. Callers
-pass the day ("today" in Buenos Aires) explicitly, so every rule is testable
-without a server or a database.
+pass the day ("today" in Buenos Aires) or the instant ("now") explicitly, so
+every rule is testable without a server or a database.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -45,6 +45,8 @@ class Outcome(enum.IntEnum):
     EXPIRED = 5
     AMOUNT_MISMATCH = 6
     OPERATION_CONFLICT = 7
+    # 8, 9 and 10 are reserved for reversals
+    FUTURE_PAYMENT = 11
 
 
 def utcnow() -> datetime:
@@ -147,8 +149,19 @@ class PaymentNotice:
         return self == other  # aware datetimes compare as instants
 
 
-def judge_payment(notice: PaymentNotice, invoice: Invoice | None) -> Outcome:
-    """Whether a notice pays ``invoice`` (OK) or must be kept for reconciliation."""
+def judge_payment(notice: PaymentNotice, invoice: Invoice | None, *, now: datetime,
+                  skew: timedelta = timedelta(0)) -> Outcome:
+    """Whether a notice pays ``invoice`` (OK) or must be kept for reconciliation.
+
+    A notice dated later than ``now`` plus ``skew`` (how far another clock may run
+    ahead of ours) tells of a payment that has not happened yet: its date cannot be
+    trusted, so it pays nothing, whatever the invoice -- it is judged before the
+    invoice is.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be an aware instant")
+    if notice.paid_at > now + skew:
+        return Outcome.FUTURE_PAYMENT
     if invoice is None:
         return Outcome.INVOICE_UNKNOWN
     if invoice.paid:

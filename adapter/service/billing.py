@@ -19,7 +19,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
 from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer, PaymentNotice,
@@ -47,10 +47,14 @@ class BillingService:
     def __init__(self, storage: Storage, erps: ErpDirectory | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  on_payment_stored: Callable[[], None] = lambda: None,
-                 concurrency: int = 8):
+                 concurrency: int = 8, clock_skew: timedelta = timedelta(0)):
+        if clock_skew < timedelta(0):
+            raise ValueError("clock_skew cannot be negative")
         self._storage = storage
         self._erps = erps
         self._clock = clock
+        # how far ahead of our clock a payment may be dated and still pay its invoice
+        self._clock_skew = clock_skew
         self._on_payment_stored = on_payment_stored
         # ERP calls run here, so that a late one can be abandoned at its deadline. An
         # abandoned call lingers until its own timeout: room for two per request thread.
@@ -115,7 +119,8 @@ class BillingService:
     # -- InformarPago ------------------------------------------------------------------
 
     def record_payment(self, notice: PaymentNotice) -> PaymentAnswer:
-        """Store the notice durably (exactly once per operation ID), then answer."""
+        """Store the notice durably (exactly once per biller and operation ID), then
+        answer."""
         with self._storage.unit_of_work() as uow:
             replayed = self._replay_answer(uow, notice)
         if replayed is not None:
@@ -131,13 +136,16 @@ class BillingService:
 
     @staticmethod
     def _replay_answer(uow, notice: PaymentNotice) -> PaymentAnswer | None:
-        stored = uow.payments.by_operation(notice.operation_id)
+        # Operation IDs are PMC's per biller: only this biller's notice can be replayed
+        # (or contradicted) here, so no answer ever carries another biller's receipt.
+        stored = uow.payments.by_operation(notice.biller_id, notice.operation_id)
         if stored is None:
             return None
         first_notice, first_outcome, receipt_id = stored
         if first_notice.same_as(notice):
             return PaymentAnswer(first_outcome, receipt_id)
-        log.warning("operation %s received again with different data", notice.operation_id)
+        log.warning("operation %s of biller %s received again with different data",
+                    notice.operation_id, notice.biller_id)
         return PaymentAnswer(Outcome.OPERATION_CONFLICT, receipt_id)
 
     def _record_payment_once(self, notice: PaymentNotice,
@@ -151,8 +159,9 @@ class BillingService:
             candidates = merge_invoices([stored] if stored else [],
                                         [from_erp] if from_erp else [])
             invoice = candidates[0] if candidates else None
-            outcome = judge_payment(notice, invoice)
-            receipt_id = new_receipt_id(self._clock())
+            now = self._clock()
+            outcome = judge_payment(notice, invoice, now=now, skew=self._clock_skew)
+            receipt_id = new_receipt_id(now)
             applied_pk = (uow.invoices.save(replace(invoice, paid=True))
                           if outcome is Outcome.OK else None)
             payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
@@ -160,8 +169,8 @@ class BillingService:
                 uow.forwards.enqueue(payment_pk)
             uow.commit()
         if outcome is not Outcome.OK:
-            log.warning("payment %s observed for reconciliation: %s",
-                        notice.operation_id, outcome.name)
+            log.warning("payment %s of biller %s observed for reconciliation: %s",
+                        notice.operation_id, notice.biller_id, outcome.name)
         return PaymentAnswer(outcome, receipt_id)
 
     # -- AltaFactura -------------------------------------------------------------------

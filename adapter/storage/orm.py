@@ -2,8 +2,9 @@
 
 The database enforces what must never happen:
 
-* one row per PMC operation ID (``payments.operation_id`` unique): a replayed
-  notice can never be stored, or credited, twice;
+* one row per biller and PMC operation ID (``payments`` unique on
+  ``biller_id, operation_id``): a replayed notice can never be stored, or
+  credited, twice, and one biller's operation ID never answers for another's;
 * at most one applied payment per invoice (``payments.applied_invoice_pk``
   unique), and a payment is applied iff it points at an invoice;
 * one invoice per (biller, client, invoice ID); 1 to 3 due dates, strictly
@@ -127,12 +128,14 @@ class InvoiceRow(Base):
 class PaymentRow(Base):
     __tablename__ = "payments"
     __table_args__ = (
-        UniqueConstraint("operation_id"),
+        UniqueConstraint("biller_id", "operation_id"),
         UniqueConstraint("receipt_id"),
         UniqueConstraint("applied_invoice_pk"),
         CheckConstraint("amount >= 0", name="amount"),
         CheckConstraint("currency IN ('ARS', 'USD')", name="currency"),
-        CheckConstraint("response_code BETWEEN 0 AND 6", name="response_code"),
+        # 7 (a conflicting replay) is answered, never stored; 8-10 are kept for reversals
+        CheckConstraint("response_code BETWEEN 0 AND 6 OR response_code = 11",
+                        name="response_code"),
         CheckConstraint("(status = 'applied' AND applied_invoice_pk IS NOT NULL AND response_code = 0)"
                         " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)",
                         name="applied_iff_linked"),

@@ -98,10 +98,14 @@ class Payments:
     def __init__(self, session: Session):
         self._session = session
 
-    def by_operation(self, operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
-        """The stored notice with this operation ID, its outcome and receipt."""
+    def by_operation(self, biller_id: str,
+                     operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
+        """The notice stored for this biller with this operation ID, its outcome and
+        receipt. (PMC numbers operations per biller: another biller's notice with the
+        same operation ID is another payment.)"""
         row = self._session.scalars(
-            select(PaymentRow).where(PaymentRow.operation_id == operation_id)).one_or_none()
+            select(PaymentRow).where(PaymentRow.biller_id == biller_id,
+                                     PaymentRow.operation_id == operation_id)).one_or_none()
         if row is None:
             return None
         return _notice_from_row(row), Outcome(row.response_code), row.receipt_id

@@ -56,7 +56,7 @@ public class Flow {
         check(listed.getOrigen() == Origen.ALTA, "origen is ALTA");
 
         XMLGregorianCalendar paidAt = types.newXMLGregorianCalendar(
-            GregorianCalendar.from(today.atTime(10, 30).atZone(ZoneId.of("America/Argentina/Buenos_Aires"))));
+            GregorianCalendar.from(today.atStartOfDay(ZoneId.of("America/Argentina/Buenos_Aires"))));
         String operation = "JAVA-" + customer;
         Holder<String> receipt = new Holder<>();
         port.informarPago("1234", operation, customer, invoice, new BigDecimal("1500.25"), Moneda.ARS,

@@ -42,7 +42,7 @@ async function main() {
 
   const payment = {
     idEmpresa: '1234', idOperacion: `NODE-${customer}`, idCliente: customer, idFactura: invoice,
-    importe: '980.10', moneda: 'ARS', fechaPago: `${buenosAiresToday()}T10:30:00-03:00`,
+    importe: '980.10', moneda: 'ARS', fechaPago: `${buenosAiresToday()}T00:00:00-03:00`,
     canal: 'NODE', idConsulta: queryId,
   };
   [answer] = await client.InformarPagoAsync(payment);
