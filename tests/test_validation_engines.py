@@ -99,12 +99,23 @@ def test_values_valid_in_xsd_are_accepted_by_both(engines, value):
     assert validator.first_error(payment("importe", value)) is None
 
 
-def test_normalising_collapses_only_where_the_xsd_says_so(engines):
+def test_collapsing_happens_only_where_the_xsd_says_so(engines):
     *_, validator = engines
     request = payment("fechaPago", "\n  2026-12-01T10:15:00-03:00  ")
     request.find(f"{{{TNS}}}importe").text = " 10.00 "
     request.find(f"{{{TNS}}}idOperacion").text = "OP 1"  # a string keeps its spaces
-    validator.normalise(request)
+    validator.collapse(request)
     assert request.findtext(f"{{{TNS}}}fechaPago") == "2026-12-01T10:15:00-03:00"
     assert request.findtext(f"{{{TNS}}}importe") == "10.00"
     assert request.findtext(f"{{{TNS}}}idOperacion") == "OP 1"
+
+
+@pytest.mark.parametrize("lexical, canonical", [
+    ("000000000000000.00", "0"), ("+0012.50", "12.5"), (".5", "0.5"), ("5.", "5"),
+    ("-0.00", "-0"), ("9999999999999.99", "9999999999999.99"), ("100", "100")])
+def test_decimals_get_their_canonical_form(engines, lexical, canonical):
+    *_, validator = engines
+    request = payment("importe", lexical)
+    assert validator.first_error(request) is None
+    validator.canonicalise(request)
+    assert request.findtext(f"{{{TNS}}}importe") == canonical

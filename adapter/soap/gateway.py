@@ -181,7 +181,7 @@ class Gateway:
     def _admit(self, message: envelope.Envelope,
                environ: dict) -> tuple[Operation, etree._Element]:
         """The operation and its request, once the caller may make it and the contract
-        accepts it; the request normalised as the XSD defines its values."""
+        accepts it; the request in the form the XSD defines for its values."""
         envelope.refuse_not_understood(message.header_blocks, self._guard.understood_headers)
         caller = self._guard.authenticate(
             environ, [block for block in message.header_blocks if block.tag == SECURITY_HEADER])
@@ -200,15 +200,16 @@ class Gateway:
                                      f"operation {operation.name} "
                                      f"(SOAPAction {operation.soap_action!r})")
 
+        self._validator.collapse(request)
         problem = self._validator.first_error(request)
         if problem is not None:
             raise SchemaViolation(f"invalid {operation.name} request: {problem}")
+        self._validator.canonicalise(request)
 
         biller = request.findtext(f"{{{self._namespace}}}idEmpresa")
         if not self._settings.serves(biller):
             raise UnknownBiller(f"idEmpresa {biller} is not served by this adapter")
         self._guard.authorize_biller(caller, biller)
-        self._validator.normalise(request)
         return operation, request
 
     # -- the response ----------------------------------------------------------------

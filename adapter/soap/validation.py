@@ -7,15 +7,18 @@ it, so a gap in either engine -- xmlschema takes ``1 000.00`` for a decimal --
 cannot let a value through that the other, and the XSD, refuse.
 ``tests/test_validation_engines.py`` compares the two on generated values.
 
-An accepted request is then *normalised*: values whose XSD type collapses
-whitespace (decimals, dates, dateTimes) get it collapsed in the tree itself, so
-that what the service reads is the value the validator judged, not the
-surrounding spaces a pretty-printing sender added.
+A request is put in the form the XSD defines, in the tree itself, so that
+what the service reads is the value the validator judged: before validation,
+whitespace is collapsed where the value's type says so (decimals, dates,
+dateTimes: what every validator does first, done once for all of them); after
+it, decimals get their canonical form (``+000012.50`` is ``12.5``), which
+spyne reads whatever the lexical form was.
 """
 from __future__ import annotations
 
 import functools
 import threading
+from decimal import Decimal, InvalidOperation
 
 import xmlschema
 from lxml import etree
@@ -62,27 +65,51 @@ class ContractValidator:
             return f"{entry.path or _path(element)}: {entry.message}"
         return None
 
-    def normalise(self, request: etree._Element) -> None:
-        """Collapse whitespace, in place, where the XSD type of a value says so."""
+    def _values(self, request: etree._Element):
+        """Every simple value in ``request`` with its XSD (whiteSpace, primitive type)."""
         stack = [(request, (request.tag,))]
         while stack:
             element, path = stack.pop()
             if len(element):
                 stack.extend((child, path + (child.tag,)) for child in element)
-            elif element.text and self._white_space.get(path) == "collapse":
+            elif element.text and path in self._white_space:
+                yield element, self._white_space[path]
+
+    def collapse(self, request: etree._Element) -> None:
+        """Collapse whitespace, in place, where the XSD type of a value says so."""
+        for element, (white_space, _primitive) in self._values(request):
+            if white_space == "collapse":
                 element.text = " ".join(element.text.split())
 
+    def canonicalise(self, request: etree._Element) -> None:
+        """Give every decimal of a *valid* request its canonical lexical form, in place."""
+        for element, (_white_space, primitive) in self._values(request):
+            if primitive == "decimal":
+                element.text = _canonical_decimal(element.text)
 
-def _white_space_by_path(schema: xmlschema.XMLSchema) -> dict[tuple[str, ...], str]:
-    """The XSD whiteSpace rule of every simple value in the contract's messages,
-    by the path of Clark names that leads to it."""
-    found: dict[tuple[str, ...], str] = {}
+
+def _canonical_decimal(text: str) -> str:
+    try:
+        digits = format(Decimal(text), "f")  # valid xs:decimal text has no exponent
+    except InvalidOperation:
+        return text
+    if "." in digits:
+        digits = digits.rstrip("0").rstrip(".")
+    return digits
+
+
+def _white_space_by_path(
+        schema: xmlschema.XMLSchema) -> dict[tuple[str, ...], tuple[str, str]]:
+    """The XSD whiteSpace rule and primitive type of every simple value in the
+    contract's messages, by the path of Clark names that leads to it."""
+    found: dict[tuple[str, ...], tuple[str, str]] = {}
 
     def walk(declaration, path: tuple[str, ...]) -> None:
         path = path + (declaration.name,)
         kind = declaration.type
         if kind.is_simple():
-            found[path] = kind.white_space or "preserve"
+            primitive = getattr(kind.primitive_type, "local_name", None)
+            found[path] = (kind.white_space or "preserve", primitive)
         else:
             for child in kind.content.iter_elements():
                 walk(child, path)
