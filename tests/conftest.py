@@ -150,7 +150,7 @@ def start_server(database_url: str, workdir: Path, scheme: str = "http",
             if requests.get(base_url + "/health", timeout=2,
                             verify=verify).status_code == health_status:
                 return Server(base_url, Database(database_url), process, log_path, verify)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy: poll again
             pass
         time.sleep(0.2)
     process.kill()
@@ -377,3 +377,104 @@ def erp_env(erp: ErpSim) -> dict:
     return {"PMC_ADAPTER_ERP_WSDL": erp.wsdl_url, "PMC_ADAPTER_ERP_TIMEOUT": "1",
             "PMC_ADAPTER_FORWARD_POLL": "0.2", "PMC_ADAPTER_FORWARD_RETRY_BASE": "0.2",
             "PMC_ADAPTER_FORWARD_RETRY_MAX": "1"}
+
+
+# -- reading any answer, as an attacker's or a generator's test needs -----------------
+
+@dataclass
+class Result:
+    """What the server answered, parsed as far as it parses."""
+
+    status: int
+    content_type: str
+    body: bytes
+    envelope: etree._Element | None = None
+    entry: etree._Element | None = None
+    problem: str | None = None  # why this is not a contract-shaped SOAP 1.1 answer
+
+    @property
+    def is_soap(self) -> bool:
+        return self.problem is None
+
+    @property
+    def is_fault(self) -> bool:
+        return self.entry is not None and self.entry.tag == f"{{{SOAP_ENV}}}Fault"
+
+    @property
+    def fault_code(self) -> str | None:
+        if not self.is_fault:
+            return None
+        prefix, _, code = (self.entry.findtext("faultcode") or "").strip().partition(":")
+        if self.entry.nsmap.get(prefix) != SOAP_ENV:
+            return f"(not a SOAP-ENV QName) {prefix}:{code}"
+        return f"soap:{code}"
+
+    @property
+    def fault_string(self) -> str | None:
+        return self.entry.findtext("faultstring") if self.is_fault else None
+
+    def value(self, name: str) -> str | None:
+        return None if self.entry is None else self.entry.findtext(f"{{{TNS}}}{name}")
+
+    def describe(self) -> str:
+        if self.problem is not None:
+            return (f"HTTP {self.status} ({self.content_type or 'no Content-Type'}), "
+                    f"{self.problem}: {self.body[:300]!r}")
+        if self.is_fault:
+            return f"HTTP {self.status} fault {self.fault_code}: {self.fault_string!r}"
+        return (f"HTTP {self.status} {etree.QName(self.entry).localname} "
+                f"codigoRespuesta={self.value('codigoRespuesta')}")
+
+
+def read_result(status: int, content_type: str, body: bytes, schema) -> Result:
+    """Parses an answer and checks it the way conftest's RawSoap does: a fault travels
+    with HTTP 500 and carries the contract's falla (codigo = the fault's sub-code); a
+    normal answer travels with HTTP 200 and is valid against the XSD."""
+    result = Result(status, content_type, body)
+    try:
+        result.envelope = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
+                                                                 no_network=True))
+    except etree.XMLSyntaxError as error:
+        result.problem = f"not XML ({error})"
+        return result
+    soap_body = result.envelope.find(f"{{{SOAP_ENV}}}Body")
+    if result.envelope.tag != f"{{{SOAP_ENV}}}Envelope" or soap_body is None:
+        result.problem = "not a SOAP 1.1 envelope"
+        return result
+    entries = [child for child in soap_body if isinstance(child.tag, str)]
+    if len(entries) != 1:
+        result.problem = f"{len(entries)} body entries"
+        return result
+    result.entry = entries[0]
+    if result.is_fault:
+        falla = result.entry.find(f"detail/{{{TNS}}}falla")
+        if status != 500:
+            result.problem = "a SOAP 1.1 fault must travel with HTTP 500"
+        elif falla is None:
+            result.problem = "fault without the contract's falla detail"
+        elif not schema.is_valid(falla):
+            result.problem = "falla detail invalid against the XSD"
+        elif f"soap:{falla.findtext(f'{{{TNS}}}codigo')}" != result.fault_code:
+            result.problem = "falla/codigo differs from faultcode"
+    elif status != 200:
+        result.problem = "a normal answer must travel with HTTP 200"
+    elif not schema.is_valid(result.entry):
+        result.problem = "response invalid against the XSD"
+    return result
+
+
+@pytest.fixture
+def own_database(database_url, tmp_path):
+    """A fresh, empty database of the same kind as ``database_url``, for a test that
+    breaks or inspects its database alone."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'own.sqlite3'}"
+        return
+    name = f"pmc_adapter_own_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

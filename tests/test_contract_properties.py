@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from adapter.soap import contract
 from adapter.storage.orm import InvoiceRow, PaymentRow
-from conftest import SOAP_ENV, TNS, today
+from conftest import SOAP_ENV, TNS, Result, read_result, today
 
 OPERATIONS = ("ConsultarDeuda", "InformarPago", "AltaFactura")
 SERVED_BILLERS = ("1234", "5678")
@@ -42,73 +42,15 @@ PROPERTY_SETTINGS = dict(deadline=None, database=None, derandomize=True,
 
 # -- shared helpers: one exchange, described whatever came back ------------------------
 
-@dataclass
-class Result:
-    status: int
-    content_type: str
-    body: bytes
-    entry: etree._Element | None = None
-    problem: str | None = None  # why this is not a contract-shaped SOAP 1.1 answer
-
-    @property
-    def is_fault(self) -> bool:
-        return self.entry is not None and self.entry.tag == f"{{{SOAP_ENV}}}Fault"
-
-    @property
-    def fault_code(self) -> str | None:
-        if not self.is_fault:
-            return None
-        prefix, _, code = (self.entry.findtext("faultcode") or "").strip().partition(":")
-        if self.entry.nsmap.get(prefix) != SOAP_ENV:
-            return f"(not a SOAP-ENV QName) {prefix}:{code}"
-        return f"soap:{code}"
-
-    def value(self, name: str) -> str | None:
-        return None if self.entry is None else self.entry.findtext(f"{{{TNS}}}{name}")
-
-    def describe(self) -> str:
-        if self.problem is not None:
-            return (f"HTTP {self.status} ({self.content_type or 'no Content-Type'}), "
-                    f"{self.problem}: {self.body[:300]!r}")
-        if self.is_fault:
-            return (f"HTTP {self.status} fault {self.fault_code}: "
-                    f"{self.entry.findtext('faultstring')!r}")
-        return (f"HTTP {self.status} {etree.QName(self.entry).localname} "
-                f"codigoRespuesta={self.value('codigoRespuesta')}")
-
-
 def post(url: str, schema, body: bytes, content_type: str | None,
          action: str | None = None) -> Result:
-    """POSTs ``body`` as is and checks the answer as conftest's RawSoap does: faults with
-    HTTP 500 and a falla valid against the XSD, normal answers with 200 and valid."""
+    """POSTs ``body`` as is and reads the answer as conftest's read_result does."""
     headers = {} if content_type is None else {"Content-Type": content_type}
     if action is not None:
         headers["SOAPAction"] = f'"{action}"'
     response = requests.post(url, data=body, headers=headers, timeout=60)
-    result = Result(response.status_code, response.headers.get("Content-Type", ""),
-                    response.content)
-    try:
-        envelope = etree.fromstring(response.content)
-    except etree.XMLSyntaxError as error:
-        result.problem = f"not XML ({error})"
-        return result
-    soap_body = envelope.find(f"{{{SOAP_ENV}}}Body")
-    entries = [] if soap_body is None else [c for c in soap_body if isinstance(c.tag, str)]
-    if envelope.tag != f"{{{SOAP_ENV}}}Envelope" or len(entries) != 1:
-        result.problem = "not a SOAP 1.1 envelope with one body entry"
-        return result
-    result.entry = entries[0]
-    if result.is_fault:
-        falla = result.entry.find(f"detail/{{{TNS}}}falla")
-        if response.status_code != 500:
-            result.problem = "a SOAP 1.1 fault must travel with HTTP 500"
-        elif falla is None or not schema.is_valid(falla):
-            result.problem = "fault without a falla detail valid against the XSD"
-    elif response.status_code != 200:
-        result.problem = "a normal answer must travel with HTTP 200"
-    elif not schema.is_valid(result.entry):
-        result.problem = "response invalid against the XSD"
-    return result
+    return read_result(response.status_code, response.headers.get("Content-Type", ""),
+                       response.content, schema)
 
 
 @dataclass

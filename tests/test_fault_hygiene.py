@@ -5,29 +5,10 @@ The adapter's own failures (here: its database loses a table under it) are
 message stays in the log, under that ID.
 """
 import re
-import uuid
 
-import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from conftest import POSTGRES_URL, RawSoap, start_server, stop_server, unique
-
-
-@pytest.fixture
-def own_database(database_url, tmp_path):
-    """A database of this test's own, since the test breaks it."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'broken.sqlite3'}"
-        return
-    name = f"pmc_adapter_broken_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+from conftest import RawSoap, start_server, stop_server, unique
 
 
 def test_a_database_failure_is_a_server_fault_with_an_error_id_only(own_database, tmp_path,

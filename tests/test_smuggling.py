@@ -30,12 +30,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from lxml import etree
 from sqlalchemy import select
 
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.storage.orm import InvoiceRow
-from conftest import SOAP_ENV, TNS, start_server, stop_server, today, unique
+from conftest import SOAP_ENV, TNS, Result, read_result, start_server, stop_server, today, unique
 
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -45,88 +44,6 @@ RESPONSE = {"ConsultarDeuda": f"{{{TNS}}}ConsultarDeudaResponse",
 
 
 # -- shared helpers: one exchange, described whatever came back ------------------------
-
-@dataclass
-class Result:
-    """What the server answered, parsed as far as it parses."""
-
-    status: int
-    content_type: str
-    body: bytes
-    envelope: etree._Element | None = None
-    entry: etree._Element | None = None
-    problem: str | None = None  # why this is not a contract-shaped SOAP 1.1 answer
-
-    @property
-    def is_soap(self) -> bool:
-        return self.problem is None
-
-    @property
-    def is_fault(self) -> bool:
-        return self.entry is not None and self.entry.tag == f"{{{SOAP_ENV}}}Fault"
-
-    @property
-    def fault_code(self) -> str | None:
-        if not self.is_fault:
-            return None
-        prefix, _, code = (self.entry.findtext("faultcode") or "").strip().partition(":")
-        if self.entry.nsmap.get(prefix) != SOAP_ENV:
-            return f"(not a SOAP-ENV QName) {prefix}:{code}"
-        return f"soap:{code}"
-
-    @property
-    def fault_string(self) -> str | None:
-        return self.entry.findtext("faultstring") if self.is_fault else None
-
-    def value(self, name: str) -> str | None:
-        return None if self.entry is None else self.entry.findtext(f"{{{TNS}}}{name}")
-
-    def describe(self) -> str:
-        if self.problem is not None:
-            return (f"HTTP {self.status} ({self.content_type or 'no Content-Type'}), "
-                    f"{self.problem}: {self.body[:300]!r}")
-        if self.is_fault:
-            return f"HTTP {self.status} fault {self.fault_code}: {self.fault_string!r}"
-        return (f"HTTP {self.status} {etree.QName(self.entry).localname} "
-                f"codigoRespuesta={self.value('codigoRespuesta')}")
-
-
-def read_result(status: int, content_type: str, body: bytes, schema) -> Result:
-    """Parses an answer and checks it the way conftest's RawSoap does: a fault travels
-    with HTTP 500 and carries the contract's falla (codigo = the fault's sub-code); a
-    normal answer travels with HTTP 200 and is valid against the XSD."""
-    result = Result(status, content_type, body)
-    try:
-        result.envelope = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
-                                                                 no_network=True))
-    except etree.XMLSyntaxError as error:
-        result.problem = f"not XML ({error})"
-        return result
-    soap_body = result.envelope.find(f"{{{SOAP_ENV}}}Body")
-    if result.envelope.tag != f"{{{SOAP_ENV}}}Envelope" or soap_body is None:
-        result.problem = "not a SOAP 1.1 envelope"
-        return result
-    entries = [child for child in soap_body if isinstance(child.tag, str)]
-    if len(entries) != 1:
-        result.problem = f"{len(entries)} body entries"
-        return result
-    result.entry = entries[0]
-    if result.is_fault:
-        falla = result.entry.find(f"detail/{{{TNS}}}falla")
-        if status != 500:
-            result.problem = "a SOAP 1.1 fault must travel with HTTP 500"
-        elif falla is None:
-            result.problem = "fault without the contract's falla detail"
-        elif not schema.is_valid(falla):
-            result.problem = "falla detail invalid against the XSD"
-        elif f"soap:{falla.findtext(f'{{{TNS}}}codigo')}" != result.fault_code:
-            result.problem = "falla/codigo differs from faultcode"
-    elif status != 200:
-        result.problem = "a normal answer must travel with HTTP 200"
-    elif not schema.is_valid(result.entry):
-        result.problem = "response invalid against the XSD"
-    return result
-
 
 def post(url: str, schema, body: bytes, content_type: str | None = "text/xml; charset=utf-8",
          headers: dict | None = None, action: str | None = None,
