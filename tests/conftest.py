@@ -8,6 +8,7 @@ PostgreSQL does not answer, its tests are skipped with the reason -- unless
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -65,13 +66,24 @@ def postgres_server_url():
         if REQUIRE_POSTGRES:
             pytest.fail(reason + " (PMC_ADAPTER_TEST_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
-    name = f"pmc_adapter_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+    with fresh_postgres_database(POSTGRES_URL, f"pmc_adapter_test_{os.getpid()}") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server_url: str, prefix: str):
+    """The URL of a new, empty database on ``server_url``'s server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
@@ -470,11 +482,5 @@ def own_database(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'own.sqlite3'}"
         return
-    name = f"pmc_adapter_own_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres_database(database_url, "pmc_adapter_own") as url:
+        yield url
