@@ -155,18 +155,27 @@ def start_server(database_url: str, workdir: Path, scheme: str = "http",
                                    cwd=workdir, env=environment)
     base_url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if requests.get(base_url + "/health", timeout=2,
-                            verify=verify).status_code == health_status:
-                return Server(base_url, Database(database_url), process, log_path, verify)
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy: poll again
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}:\n"
+                                   f"{log_path.read_text()}")
+            try:
+                if requests.get(base_url + "/health", timeout=2,
+                                verify=verify).status_code == health_status:
+                    return Server(base_url, Database(database_url), process, log_path, verify)
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
+    except BaseException:  # whatever stops the wait, no server is left behind
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        raise
 
 
 def stop_server(server: Server) -> None:
