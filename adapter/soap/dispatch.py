@@ -21,6 +21,10 @@ from adapter.errors import AdapterError, InternalError
 
 log = logging.getLogger(__name__)
 
+# spyne logs every fault a service method raises, with its traceback; the gateway
+# logs each one once, with an error ID where it is the adapter's own (faults.py).
+logging.getLogger("spyne.application").setLevel(logging.CRITICAL)
+
 
 # The contract's FechaHoraConZona: a dateTime with an offset, seconds to 6 places.
 _DATE_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"

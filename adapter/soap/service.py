@@ -46,8 +46,10 @@ def _errors_to_the_gateway(method):
         except AdapterError as error:
             raise CarriedError(error) from error
         except Exception as error:  # a bug: the gateway logs it, the caller learns only its ID
-            raise CarriedError(InternalError(
-                f"unexpected {error.__class__.__name__} in {method.__name__}: {error}")) from error
+            internal = InternalError(
+                f"unexpected {error.__class__.__name__} in {method.__name__}: {error}")
+            internal.__cause__ = error  # the log shows where it happened
+            raise CarriedError(internal) from error
 
     return wrapper
 
