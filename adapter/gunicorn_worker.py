@@ -194,6 +194,17 @@ def _held(data: bytes, shortage: Exception):
     raise shortage
 
 
+def _receive(conn) -> bytes | None:
+    """What the connection has for us now: None when nothing yet, ``b""`` once the
+    client closed it or it broke."""
+    try:
+        return conn.sock.recv(RECV_SIZE)
+    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError:
+        return b""
+
+
 class BufferedConn(TConn):
     def __init__(self, cfg, sock, client, server):
         super().__init__(cfg, sock, client, server)
@@ -286,16 +297,11 @@ class BufferingWorker(ThreadWorker):
         if conn.buf and self._advance(conn):  # read ahead with the previous request
             return
         while True:
-            try:
-                data = conn.sock.recv(RECV_SIZE)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
-                    ssl.SSLWantWriteError):
+            data = _receive(conn)
+            if data is None:
                 break
-            except OSError:
-                self._close(conn)
-                return
             if not data:
-                self._close(conn)  # the client gave up on its request
+                self._close(conn)  # the client gave up on its request (or the socket broke)
                 return
             conn.buf += data
             if self._advance(conn):
@@ -413,13 +419,9 @@ class BufferingWorker(ThreadWorker):
 
     def _drain(self, conn):
         while True:
-            try:
-                data = conn.sock.recv(RECV_SIZE)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
-                    ssl.SSLWantWriteError):
+            data = _receive(conn)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             conn.lingered += len(data)
             if not data or conn.lingered >= LINGER_BYTES:
                 self._close(conn)
