@@ -19,8 +19,6 @@ from spyne.server import ServerBase
 
 from adapter.errors import AdapterError, InternalError
 
-log = logging.getLogger(__name__)
-
 # spyne logs every fault a service method raises, with its traceback; the gateway
 # logs each one once, with an error ID where it is the adapter's own (faults.py).
 logging.getLogger("spyne.application").setLevel(logging.CRITICAL)
@@ -78,8 +76,8 @@ class SpyneDispatcher:
             self._in.deserialize(ctx, message=self._in.REQUEST)
         except Fault as fault:
             # The contract accepted what spyne cannot read: a bug of ours, not the client's.
-            log.error("spyne refused a contract-valid %s: %s", request.tag, fault.faultstring)
-            raise InternalError("spyne could not read a contract-valid request") from None
+            raise InternalError(f"spyne could not read a contract-valid {request.tag}: "
+                                f"{fault.faultstring}") from None
         self._app.process_request(ctx)
         if ctx.out_error is not None:
             if isinstance(ctx.out_error, CarriedError):

@@ -15,7 +15,6 @@ absolute URLs the served WSDL gives), ``GET /xsd/<name>`` and
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import posixpath
@@ -55,6 +54,11 @@ def _reply(status: str, body: bytes, content_type: str) -> _Reply:
                            ("Content-Length", str(len(body)))], body)
 
 
+def _not_soap_method() -> _Reply:
+    return _reply("405 Method Not Allowed",
+                  b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
+
+
 def _fault_reply(error: AdapterError, operation: Operation | None = None) -> _Reply:
     """The fault for ``error``; the adapter's own failures are logged under an error ID."""
     error_id = None
@@ -80,8 +84,7 @@ class Gateway:
         self._operations = contract.operations()
         self._namespace = contract.target_namespace()
         self._guard = guard or Guard({}, [])
-        self._trusted_proxies = [ipaddress.ip_network(network, strict=False)
-                                 for network in settings.trusted_proxies]
+        self._trusted_proxies = transport.networks(settings.trusted_proxies)
 
     # -- WSGI ------------------------------------------------------------------
 
@@ -103,9 +106,7 @@ class Gateway:
             return self._soap(environ)
         if method not in ("GET", "HEAD"):
             if path == SOAP_PATH:
-                return _reply("405 Method Not Allowed",
-                              b"POST SOAP requests here; GET ?wsdl for the contract\n",
-                              "text/plain")
+                return _not_soap_method()
             return _reply("404 Not Found", b"not found\n", "text/plain")
         # Java resolves the WSDL's "../xsd/..." against /soap to /../xsd/...:
         # dot segments above the root mean the root (RFC 3986, 5.2.4).
@@ -125,8 +126,7 @@ class Gateway:
                 return self._wsdl(environ)
             if "xsd" in query:  # what the served WSDL imports, as Apache CXF names it
                 return self._xsd(query["xsd"])
-            return _reply("405 Method Not Allowed",
-                          b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
+            return _not_soap_method()
         if path == f"/wsdl/{contract.WSDL_NAME}":
             return self._wsdl(environ)
         if path.startswith("/xsd/"):
@@ -224,8 +224,7 @@ class Gateway:
             problem = f"answered <{entries[0].tag}> instead of <{operation.response}>"
         else:
             problem = self._validator.first_error(entries[0])
-        if problem is not None:
-            log.error("refusing to send an invalid %s response: %s\n%s", operation.name, problem,
-                      etree.tostring(response)[:4000].decode("utf-8", "replace"))
-            raise InvalidResponse(f"the adapter produced an invalid {operation.name} "
-                                  f"response: {problem}")
+        if problem is not None:  # logged with its error ID (what was refused included)
+            refused = etree.tostring(response)[:4000].decode("utf-8", "replace")
+            raise InvalidResponse(f"refusing to send an invalid {operation.name} response: "
+                                  f"{problem}\n{refused}")

@@ -23,17 +23,16 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from lxml import etree
 
-from adapter.config import Settings
-from adapter.config import BILLER_ID
+from adapter.config import BILLER_ID, Settings
 from adapter.errors import (AddressNotAllowed, ConfigurationError, NotAuthenticated,
                             NotAuthorized)
+from adapter.soap import transport
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class Guard:
     def __init__(self, callers: dict[str, Caller], networks: list[str],
                  clock_skew: timedelta = DIGEST_WINDOW):
         self._callers = callers
-        self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._networks = transport.networks(networks)
         self._skew = clock_skew
 
     @classmethod
@@ -113,14 +112,8 @@ class Guard:
         return {SECURITY_HEADER} if self._callers else set()
 
     def check_address(self, remote_addr: str | None) -> None:
-        if not self._networks:
-            return
-        try:
-            address = ipaddress.ip_address(remote_addr or "")
-        except ValueError:
-            raise AddressNotAllowed(f"client address {remote_addr!r} is not allowed") from None
-        if not any(address in network for network in self._networks):
-            raise AddressNotAllowed(f"client address {address} is not allowed")
+        if self._networks and not transport.address_in(remote_addr, self._networks):
+            raise AddressNotAllowed(f"client address {remote_addr} is not allowed")
 
     def authenticate(self, environ: dict,
                      security: list[etree._Element]) -> Caller | None:

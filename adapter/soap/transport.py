@@ -92,20 +92,29 @@ def _first(header: str | None) -> str:
     return (header or "").split(",")[0].strip()
 
 
+def networks(specs) -> list:
+    """``10.20.0.0/16``-style strings as networks (host bits allowed)."""
+    return [ipaddress.ip_network(spec, strict=False) for spec in specs]
+
+
+def address_in(remote_addr: str | None, within: list) -> bool:
+    """Whether the client address (``REMOTE_ADDR``) is in one of the networks ``within``."""
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    return any(address in network for network in within)
+
+
 def public_address(environ: dict, trusted_proxies: list) -> str:
     """``scheme://host[:port]`` of this service as its clients reach it: from the
     request, or from ``X-Forwarded-Proto``/``-Host`` when a trusted proxy sends them."""
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST", "")
-    if trusted_proxies:
-        try:
-            peer = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
-        except ValueError:
-            peer = None
-        if peer is not None and any(peer in network for network in trusted_proxies):
-            proto = _first(environ.get("HTTP_X_FORWARDED_PROTO")).lower()
-            scheme = proto if proto in ("http", "https") else scheme
-            host = _first(environ.get("HTTP_X_FORWARDED_HOST")) or host
+    if address_in(environ.get("REMOTE_ADDR"), trusted_proxies):
+        proto = _first(environ.get("HTTP_X_FORWARDED_PROTO")).lower()
+        scheme = proto if proto in ("http", "https") else scheme
+        host = _first(environ.get("HTTP_X_FORWARDED_HOST")) or host
     if not _HOST.fullmatch(host):  # never advertise what the client made up
         host = f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
     return f"{scheme}://{host}"
