@@ -18,6 +18,7 @@ Config file example::
     request_timeout = 10.0        # seconds for a whole request (headers and body) to arrive
     clock_skew = 300.0            # seconds a payment may be dated ahead of our clock
     public_wsdl = false           # true: GET routes (WSDL, XSD) skip the address allow-list
+    validation = "libxml2"        # who decides a message is valid; "both": xmlschema too
 
     # the ERP of every biller served (optional; none = billing base only)
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
@@ -68,6 +69,7 @@ ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_usernam
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
               "request_timeout", "clock_skew")
 INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements")
+VALIDATION_ENGINES = ("libxml2", "both")  # see adapter.soap.validation
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -104,6 +106,9 @@ class Settings:
     clock_skew: float = 300.0
     # True: GET routes (WSDL, XSD) are open to any address, not only allowed_networks.
     public_wsdl: bool = False
+    # Which XSD engines decide that a message is valid (adapter.soap.validation):
+    # "libxml2" (xmlschema writes the message of every rejection) or "both".
+    validation: str = "libxml2"
     # Proxies (networks) whose X-Forwarded-Proto/-Host say the address clients use:
     # the WSDL then advertises that address. Unset: those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
@@ -214,7 +219,13 @@ def load_settings(config_file: str | os.PathLike | None = None,
     if bad:
         raise ConfigurationError(f"biller numbers are 4 digits; got {', '.join(bad)}")
 
+    validation = str(raw.get("validation", Settings.validation))
+    if validation not in VALIDATION_ENGINES:
+        raise ConfigurationError(f"validation: {validation!r} is not one of "
+                                 f"{', '.join(VALIDATION_ENGINES)}")
+
     return Settings(
+        validation=validation,
         database_url=str(raw.get("database_url", Settings.database_url)),
         bind=str(raw.get("bind", Settings.bind)),
         empresas=empresas,

@@ -80,7 +80,7 @@ class Gateway:
         self._dispatch = dispatcher
         self._settings = settings
         self._health_check = health_check
-        self._validator = validator or contract_validator()
+        self._validator = validator or contract_validator(settings.validation)
         self._operations = contract.operations()
         self._namespace = contract.target_namespace()
         self._guard = guard or Guard({}, [])
