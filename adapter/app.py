@@ -14,6 +14,7 @@ from adapter.soap.gateway import Gateway
 from adapter.soap.security import Guard
 from adapter.soap.service import spyne_application
 from adapter.storage.db import check_ready, make_engine
+from adapter.storage.query_log import QueryLog
 from adapter.storage.uow import Storage
 
 
@@ -32,6 +33,7 @@ def forward_lease(settings: Settings) -> float:
 @dataclass
 class Components:
     storage: Storage
+    query_log: QueryLog
     erps: ErpDirectory
     forwarder: Forwarder | None
     billing: BillingService
@@ -39,6 +41,7 @@ class Components:
 
 def build(settings: Settings) -> Components:
     storage = Storage(make_engine(settings.database_url))
+    query_log = QueryLog(storage.engine)  # each record in its own commit until started
     erps = ErpDirectory(settings)
     forwarder = None
     if erp_configured(settings):
@@ -47,14 +50,16 @@ def build(settings: Settings) -> Components:
                               retry_max=settings.forward_retry_max)
     billing = BillingService(storage, erps, concurrency=settings.threads,
                              clock_skew=timedelta(seconds=settings.clock_skew),
-                             on_payment_stored=forwarder.wake if forwarder else lambda: None)
-    return Components(storage, erps, forwarder, billing)
+                             on_payment_stored=forwarder.wake if forwarder else lambda: None,
+                             query_log=query_log)
+    return Components(storage, query_log, erps, forwarder, billing)
 
 
 def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) -> Gateway:
     """The service's WSGI app; with ``forward``, this process also forwards payments."""
     settings = settings or load_settings()
     parts = build(settings)
+    parts.query_log.start()  # concurrent debt queries recorded in one commit
     if forward and parts.forwarder is not None:
         parts.forwarder.start(settings.forward_poll)
     engine = parts.storage.engine

@@ -27,6 +27,7 @@ from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer, P
                                   utcnow)
 from adapter.erp.connector import ErpConnector, ErpDirectory, ErpLookup
 from adapter.errors import ErpError
+from adapter.storage.query_log import QueryLog, QueryRecord
 from adapter.storage.uow import Conflict, Storage
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,13 @@ class BillingService:
     def __init__(self, storage: Storage, erps: ErpDirectory | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  on_payment_stored: Callable[[], None] = lambda: None,
-                 concurrency: int = 8, clock_skew: timedelta = timedelta(0)):
+                 concurrency: int = 8, clock_skew: timedelta = timedelta(0),
+                 query_log: QueryLog | None = None):
         if clock_skew < timedelta(0):
             raise ValueError("clock_skew cannot be negative")
         self._storage = storage
+        # where debt queries are recorded (see adapter.storage.query_log)
+        self._query_log = query_log or QueryLog(storage.engine)
         self._erps = erps
         self._clock = clock
         # how far ahead of our clock a payment may be dated and still pay its invoice
@@ -100,20 +104,18 @@ class BillingService:
     def query_debt(self, biller_id: str, customer_id: str,
                    invoice_id: str | None = None) -> DebtAnswer:
         """What ``customer_id`` owes today, from the database and the ERP at once;
-        the query itself is stored."""
-        today = business_day(self._clock())
+        the query itself is recorded (committed with those of concurrent queries)."""
+        asked_at = self._clock()
         query_id = new_query_id()
         asked = self._ask_erp(biller_id, customer_id)
-        with self._storage.unit_of_work() as uow:
+        with self._storage.unit_of_work(read_only=True) as uow:
             stored = uow.invoices.of_customer(biller_id, customer_id)
         erp = self._erp_answer(biller_id, asked)
         invoices = merge_invoices(stored, list(erp.invoices) if erp else [])
-        outcome, open_invoices = judge_debt(invoices, today, invoice_id,
+        outcome, open_invoices = judge_debt(invoices, business_day(asked_at), invoice_id,
                                             customer_known=bool(erp and erp.customer_known))
-        with self._storage.unit_of_work() as uow:
-            uow.queries.add(query_id, biller_id, customer_id, invoice_id, outcome,
-                            len(open_invoices))
-            uow.commit()
+        self._query_log.record(QueryRecord(query_id, biller_id, customer_id, invoice_id,
+                                           int(outcome), len(open_invoices), asked_at))
         return DebtAnswer(outcome, query_id, open_invoices)
 
     # -- InformarPago ------------------------------------------------------------------
@@ -121,12 +123,16 @@ class BillingService:
     def record_payment(self, notice: PaymentNotice) -> PaymentAnswer:
         """Store the notice durably (exactly once per biller and operation ID), then
         answer."""
-        with self._storage.unit_of_work() as uow:
-            replayed = self._replay_answer(uow, notice)
-        if replayed is not None:
-            return replayed
-        erp = self._erp_answer(notice.biller_id,
-                               self._ask_erp(notice.biller_id, notice.customer_id))
+        erp = None
+        if self._erp_of(notice.biller_id) is not None:
+            # a replay is answered without asking the ERP (and the ERP's answer may
+            # be late): looked up first, and again in the transaction that stores
+            with self._storage.unit_of_work(read_only=True) as uow:
+                replayed = self._replay_answer(uow, notice)
+            if replayed is not None:
+                return replayed
+            erp = self._erp_answer(notice.biller_id,
+                                   self._ask_erp(notice.biller_id, notice.customer_id))
         from_erp = next((inv for inv in (erp.invoices if erp else ())
                          if inv.invoice_id == notice.invoice_id), None)
         answer = self._retrying(lambda: self._record_payment_once(notice, from_erp))
@@ -162,8 +168,12 @@ class BillingService:
             now = self._clock()
             outcome = judge_payment(notice, invoice, now=now, skew=self._clock_skew)
             receipt_id = new_receipt_id(now)
-            applied_pk = (uow.invoices.save(replace(invoice, paid=True))
-                          if outcome is Outcome.OK else None)
+            applied_pk = None
+            if outcome is Outcome.OK and from_erp is None:  # the stored one, as it is
+                applied_pk = uow.invoices.mark_paid(notice.biller_id, notice.customer_id,
+                                                    notice.invoice_id)
+            elif outcome is Outcome.OK:  # with the ERP's terms, the current truth
+                applied_pk = uow.invoices.save(replace(invoice, paid=True))
             payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
             if self._erp_of(notice.biller_id) is not None:
                 uow.forwards.enqueue(payment_pk)
