@@ -5,13 +5,25 @@ journal, a busy timeout, ``synchronous=FULL`` (a stored notice survives a power
 cut) and ``BEGIN IMMEDIATE`` transactions, so that two writers serialize at
 the start of a transaction instead of failing half-way through it.
 
+Writers queue for the database's one write lock in the kernel, not in SQLite's
+busy handler (which polls, sleeping up to 100 ms a time, so that a writer of
+another process could wait ten times longer than the commit it waits for): a
+write transaction first takes an exclusive ``flock`` on ``<database>-writer``,
+which wakes the next writer the moment the last one commits, then ``BEGIN
+IMMEDIATE``. Processes that do not take it (the ``sqlite3`` shell) still meet
+the busy timeout. Transactions of units of work opened ``read_only`` begin
+deferred and take neither lock: in WAL mode they read a snapshot while a writer
+commits.
+
 :func:`check_ready` is what ``/health`` asks: is the database there, answering
 quickly, with the schema this code was written for?
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
+import os
 import math
 import sqlite3
 import threading
@@ -25,12 +37,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from adapter.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# An execution option: this connection's transactions only read.
+READ_ONLY = "pmc_read_only"
 
 
 def make_engine(database_url: str) -> Engine:
@@ -39,7 +54,38 @@ def make_engine(database_url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+    _ping_idle_connections(engine)
+    return engine
+
+
+IDLE_BEFORE_PING_S = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Make sure a pooled connection that sat idle is still alive before it is used
+    (the server may have restarted, or a proxy dropped it): a connection that fails
+    the ping is replaced, transparently. SQLAlchemy's ``pool_pre_ping`` does this on
+    every checkout, one round trip per unit of work; a connection used in the last
+    second is alive enough, and a busy service uses its connections all the time."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy):
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the driver's way of saying it is gone
+            alive = not engine.dialect.is_disconnect(error, dbapi_connection, None)
+            if alive:
+                raise
+        if not alive:
+            raise DisconnectionError("pooled connection did not answer a ping")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -53,12 +99,13 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    # Threads of one process queue for the write lock here, waking as soon as it is
-    # free; SQLite's own busy handler (between processes) sleeps in steps of up to 100 ms.
-    writer = threading.Lock()
+    writer = _WriterLock(engine.url.database)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
         writer.acquire()
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -72,6 +119,45 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_end(connection):
         if connection.info.pop("holds_writer_lock", False):
             writer.release()
+
+
+class _WriterLock:
+    """The write lock of one SQLite file, for the threads of this process (a mutex) and
+    for other processes (``flock`` on a file beside it, released when the holder
+    unlocks or dies)."""
+
+    def __init__(self, database: str | None):
+        self._threads = threading.Lock()
+        self._path = None if database in (None, "", ":memory:") or \
+            database.startswith("file:") else f"{database}-writer"
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def _file(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._pid != os.getpid():  # opened anew in a forked worker: its own lock
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        self._threads.acquire()
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

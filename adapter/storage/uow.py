@@ -7,21 +7,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
                                   PaymentNotice, utcnow)
 from adapter.errors import StorageUnavailable
-from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow, QueryRow
+from adapter.storage.db import READ_ONLY
+from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow
+
+
+# The statements of the hot paths (every debt query, every notice), built once: Core
+# on the tables, not ORM objects. Key parameters are named k_* (not column names,
+# which an UPDATE's SET clause reserves).
+_INVOICES = InvoiceRow.__table__
+_PAYMENTS = PaymentRow.__table__
+_INVOICE_KEY = and_(_INVOICES.c.biller_id == bindparam("k_biller"),
+                    _INVOICES.c.customer_id == bindparam("k_customer"),
+                    _INVOICES.c.invoice_id == bindparam("k_invoice"))
+_INVOICE = select(_INVOICES).where(_INVOICE_KEY)
+_INVOICE_LOCKED = _INVOICE.with_for_update()
+_INVOICES_OF_CUSTOMER = (select(_INVOICES)
+                         .where(_INVOICES.c.biller_id == bindparam("k_biller"),
+                                _INVOICES.c.customer_id == bindparam("k_customer"))
+                         .order_by(_INVOICES.c.pk))
+_PAY_INVOICE = (update(_INVOICES).where(_INVOICE_KEY, _INVOICES.c.status == "open")
+                .values(status="paid", updated_at=bindparam("now"))
+                .returning(_INVOICES.c.pk))
+_PAYMENT_OF_OPERATION = select(_PAYMENTS).where(
+    _PAYMENTS.c.biller_id == bindparam("k_biller"),
+    _PAYMENTS.c.operation_id == bindparam("k_operation"))
+_ADD_PAYMENT = insert(_PAYMENTS)
+_ADD_FORWARD = insert(ForwardRow.__table__)
+
+
+def _invoice_key(biller_id: str, customer_id: str, invoice_id: str) -> dict[str, str]:
+    return {"k_biller": biller_id, "k_customer": customer_id, "k_invoice": invoice_id}
 
 
 class Conflict(Exception):
     """A unique or check constraint refused the transaction; retry it from the start."""
 
 
-def _invoice_from_row(row: InvoiceRow) -> Invoice:
+def _invoice_from_row(row) -> Invoice:
+    """The invoice of an InvoiceRow, or of a row of its table (same names)."""
     pairs = [(row.due_date_1, row.amount_1), (row.due_date_2, row.amount_2),
              (row.due_date_3, row.amount_3)]
     return Invoice(
@@ -50,16 +80,33 @@ def _write_invoice(row: InvoiceRow, invoice: Invoice) -> None:
     row.updated_at = utcnow()
 
 
-def _notice_from_row(row: PaymentRow) -> PaymentNotice:
+def _notice_from_row(row) -> PaymentNotice:
+    """The notice of a PaymentRow, or of a row of its table (same names)."""
     return PaymentNotice(
         biller_id=row.biller_id, operation_id=row.operation_id, customer_id=row.customer_id,
         invoice_id=row.invoice_id, amount=row.amount, currency=Currency(row.currency),
         paid_at=row.paid_at, channel=row.channel, query_id=row.query_id)
 
 
-class Invoices:
-    def __init__(self, session: Session):
+class _Sql:
+    """Where a unit of work's Core statements run: the session's connection, taken
+    (its transaction begun) at first use and kept, since asking the session costs as
+    much as a statement; or, in a read-only unit, a plain connection."""
+
+    def __init__(self, session: Session | None = None, connection: Connection | None = None):
         self._session = session
+        self._connection = connection
+
+    def execute(self, statement, parameters: dict):
+        if self._connection is None:
+            self._connection = self._session.connection()
+        return self._connection.execute(statement, parameters)
+
+
+class Invoices:
+    def __init__(self, session: Session, sql: _Sql):
+        self._session = session
+        self._sql = sql
 
     def _row(self, biller_id: str, customer_id: str, invoice_id: str, *,
              lock: bool = False) -> InvoiceRow | None:
@@ -73,14 +120,21 @@ class Invoices:
     def get(self, biller_id: str, customer_id: str, invoice_id: str, *,
             lock: bool = False) -> Invoice | None:
         """One invoice; ``lock`` holds it until commit (PostgreSQL: row lock)."""
-        row = self._row(biller_id, customer_id, invoice_id, lock=lock)
+        row = self._sql.execute(
+            _INVOICE_LOCKED if lock else _INVOICE,
+            _invoice_key(biller_id, customer_id, invoice_id)).first()
         return None if row is None else _invoice_from_row(row)
 
     def of_customer(self, biller_id: str, customer_id: str) -> list[Invoice]:
-        stmt = (select(InvoiceRow)
-                .where(InvoiceRow.biller_id == biller_id, InvoiceRow.customer_id == customer_id)
-                .order_by(InvoiceRow.pk))
-        return [_invoice_from_row(row) for row in self._session.scalars(stmt)]
+        rows = self._sql.execute(
+            _INVOICES_OF_CUSTOMER, {"k_biller": biller_id, "k_customer": customer_id})
+        return [_invoice_from_row(row) for row in rows]
+
+    def mark_paid(self, biller_id: str, customer_id: str, invoice_id: str) -> int | None:
+        """Mark the stored, open invoice paid; its key, or None if there is no such one."""
+        return self._sql.execute(
+            _PAY_INVOICE, {**_invoice_key(biller_id, customer_id, invoice_id),
+                           "now": utcnow()}).scalar_one_or_none()
 
     def save(self, invoice: Invoice) -> int:
         """Insert the invoice, or overwrite the stored one with the same identity;
@@ -95,17 +149,17 @@ class Invoices:
 
 
 class Payments:
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, sql: _Sql):
         self._session = session
+        self._sql = sql
 
     def by_operation(self, biller_id: str,
                      operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
         """The notice stored for this biller with this operation ID, its outcome and
         receipt. (PMC numbers operations per biller: another biller's notice with the
         same operation ID is another payment.)"""
-        row = self._session.scalars(
-            select(PaymentRow).where(PaymentRow.biller_id == biller_id,
-                                     PaymentRow.operation_id == operation_id)).one_or_none()
+        row = self._sql.execute(
+            _PAYMENT_OF_OPERATION, {"k_biller": biller_id, "k_operation": operation_id}).first()
         if row is None:
             return None
         return _notice_from_row(row), Outcome(row.response_code), row.receipt_id
@@ -113,7 +167,7 @@ class Payments:
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
             applied_invoice_pk: int | None) -> int:
         """Store the notice (applied to that invoice, or observed); returns its key."""
-        row = PaymentRow(
+        result = self._sql.execute(_ADD_PAYMENT, dict(
             operation_id=notice.operation_id, receipt_id=receipt_id,
             biller_id=notice.biller_id, customer_id=notice.customer_id,
             invoice_id=notice.invoice_id, amount=notice.amount,
@@ -122,22 +176,8 @@ class Payments:
             status="applied" if applied_invoice_pk is not None else "observed",
             response_code=int(outcome),
             applied_invoice_pk=applied_invoice_pk,
-            received_at=utcnow())
-        self._session.add(row)
-        self._session.flush()
-        return row.pk
-
-
-class Queries:
-    def __init__(self, session: Session):
-        self._session = session
-
-    def add(self, query_id: str, biller_id: str, customer_id: str, invoice_id: str | None,
-            outcome: Outcome, invoice_count: int) -> None:
-        self._session.add(QueryRow(
-            query_id=query_id, biller_id=biller_id, customer_id=customer_id,
-            invoice_id=invoice_id, response_code=int(outcome),
-            invoice_count=invoice_count, asked_at=utcnow()))
+            received_at=utcnow()))
+        return result.inserted_primary_key[0]
 
 
 @dataclass(frozen=True)
@@ -166,13 +206,15 @@ class ForwardState:
 class Forwards:
     """The outbox of payments for the ERP."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, sql: _Sql):
         self._session = session
+        self._sql = sql
 
     def enqueue(self, payment_pk: int) -> None:
         now = utcnow()
-        self._session.add(ForwardRow(payment_pk=payment_pk, status="pending", attempts=0,
-                                     next_attempt_at=now, created_at=now))
+        self._sql.execute(_ADD_FORWARD, dict(
+            payment_pk=payment_pk, status="pending", attempts=0, next_attempt_at=now,
+            created_at=now))
 
     def claim_due(self, worker: str, now: datetime, lease_until: datetime,
                   limit: int) -> list[ForwardTask]:
@@ -230,26 +272,42 @@ class Forwards:
 
 
 class UnitOfWork:
-    """``with uow: ...; uow.commit()`` — one transaction; rolled back unless committed."""
+    """``with uow: ...; uow.commit()`` — one transaction; rolled back unless committed.
 
-    def __init__(self, session_factory: sessionmaker):
+    A ``read_only`` one runs its repositories' Core reads on a plain connection
+    (no ORM session: the hot reads of every request); it cannot write or commit.
+    """
+
+    def __init__(self, session_factory: sessionmaker | None, reader: Engine | None = None):
         self._session_factory = session_factory
+        self._reader = reader
         self._session: Session | None = None
+        self._connection: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self._session = self._session_factory()
-        self.invoices = Invoices(self._session)
-        self.payments = Payments(self._session)
-        self.queries = Queries(self._session)
-        self.forwards = Forwards(self._session)
+        if self._reader is not None:
+            self._connection = self._reader.connect()
+            sql = _Sql(connection=self._connection)
+        else:
+            self._session = self._session_factory()
+            sql = _Sql(session=self._session)
+        self.invoices = Invoices(self._session, sql)
+        self.payments = Payments(self._session, sql)
+        self.forwards = Forwards(self._session, sql)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            self._session.rollback()
+            if self._session is not None:
+                try:
+                    self._session.rollback()
+                finally:
+                    self._session.close()
+                    self._session = None
         finally:
-            self._session.close()
-            self._session = None
+            if self._connection is not None:
+                self._connection.close()  # its transaction, if any, rolled back
+                self._connection = None
         if isinstance(exc, IntegrityError):
             raise Conflict(str(exc.orig)) from exc
         if isinstance(exc, OperationalError):
@@ -257,6 +315,8 @@ class UnitOfWork:
         return False
 
     def commit(self) -> None:
+        if self._session is None:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self._session.commit()
 
 
@@ -266,6 +326,15 @@ class Storage:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._session_factory = sessionmaker(engine, expire_on_commit=False)
+        reading = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            # one statement per read-only unit (so far): no BEGIN and ROLLBACK round trips
+            reading["isolation_level"] = "AUTOCOMMIT"
+        self._reader = engine.execution_options(**reading)
 
-    def unit_of_work(self) -> UnitOfWork:
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A transaction; ``read_only`` ones must not write (on SQLite they take no
+        write lock: in WAL mode they read a snapshot while a writer commits)."""
+        if read_only:
+            return UnitOfWork(None, self._reader)
         return UnitOfWork(self._session_factory)
