@@ -2,7 +2,7 @@
 """Benchmark with wrk: the adapter against a bare spyne service, per operation.
 
     .venv/bin/python scripts/bench_wrk.py [--duration 10] [--connections 16] [--threads 2]
-                                          [--workers 2] [--skip-postgres]
+                                          [--workers 2] [--skip-postgres] [--skip-both]
 
 What it measures: the throughput (req/s), the latency percentiles (p50/p95/p99,
 from wrk's own latency histogram) and the errors of ConsultarDeuda and
@@ -13,7 +13,9 @@ InformarPago, driven by wrk with a Lua script, on
 * ``sqlite``: ``pmc-adapter serve`` on a SQLite file in a temporary folder;
 * ``postgres``: ``pmc-adapter serve`` on a PostgreSQL database of its own, created
   on --postgres-url's server and dropped at the end (skipped when it does not
-  answer, or with --skip-postgres).
+  answer, or with --skip-postgres);
+* ``sqlite/xs``: as ``sqlite``, with ``validation = "both"``: xmlschema judges
+  every message too, not only the refused ones (skipped with --skip-both).
 
 All three run under gunicorn with the product's settings (worker class, --workers,
 16 threads per worker). The adapter's data is seeded through its SOAP API
@@ -22,7 +24,7 @@ All three run under gunicorn with the product's settings (worker class, --worker
 Every InformarPago carries a new idOperacion (run tag, wrk thread, counter) and pays
 the next unpaid invoice; once the pool is used up it pays invoices already paid,
 answered with code 4 (still a stored notice): the table counts answers by code.
-Runs are interleaved (bare, sqlite, postgres, and again --rounds times); a run
+Runs are interleaved (bare, sqlite, postgres, sqlite/xs, and again --rounds times); a run
 counts as errors the non-200 answers, the SOAP faults and wrk's socket errors.
 After each run the RSS of the gunicorn workers (their sum, from /proc) is taken.
 wrk is installed with apt-get when missing. Every process started and the
@@ -247,12 +249,13 @@ def start_bare(workdir: Path, workers: int, threads: int, running: list) -> Targ
 
 
 def start_product(name: str, database_url: str, workdir: Path, workers: int, threads: int,
-                  running: list) -> Target:
+                  running: list, validation: str = "libxml2") -> Target:
     port = free_port()
     process, log = start_process(name, [
         CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         "--threads", str(threads)], workdir, {
-        "PMC_ADAPTER_DATABASE_URL": database_url, "PMC_ADAPTER_LOG_LEVEL": "warning"})
+        "PMC_ADAPTER_DATABASE_URL": database_url, "PMC_ADAPTER_LOG_LEVEL": "warning",
+        "PMC_ADAPTER_VALIDATION": validation})
     running.append(process)
     base = f"http://127.0.0.1:{port}"
     wait_ready(process, lambda: requests.get(base + "/health", timeout=2).status_code == 200, log)
@@ -432,6 +435,8 @@ def parse_args():
     parser.add_argument("--payment-customers", type=int, default=2000,
                         help="customers (3 invoices each) whose invoices InformarPago pays")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-both", action="store_true",
+                        help="no sqlite/xs run (validation = \"both\")")
     parser.add_argument("--postgres-url", default=os.environ.get(
         "PMC_ADAPTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder")
@@ -471,6 +476,10 @@ def main() -> int:
             if pg_url:
                 targets.append(start_product("postgres", pg_url, workdir, args.workers,
                                              args.server_threads, running))
+            if not args.skip_both:  # xmlschema deciding every message too, beside the default
+                targets.append(start_product("sqlite/xs", f"sqlite:///{workdir}/both.sqlite3",
+                                             workdir, args.workers, args.server_threads,
+                                             running, validation="both"))
             print("seeding through AltaFactura:", flush=True)
             customers = ([f"D{i}" for i in range(args.customers)]
                          + [f"P{i}" for i in range(args.payment_customers)])
