@@ -5,8 +5,10 @@
                                           [--workers 2] [--skip-postgres] [--skip-both]
 
 What it measures: the throughput (req/s), the latency percentiles (p50/p95/p99,
-from wrk's own latency histogram) and the errors of ConsultarDeuda and
-InformarPago, driven by wrk with a Lua script, on
+from wrk's own latency histogram), the server's own CPU time per request (user +
+system of the gunicorn master and workers, from /proc, over the run: the figure
+least moved by other load on a shared machine) and the errors of ConsultarDeuda
+and InformarPago, driven by wrk with a Lua script, on
 
 * ``bare``: scripts/bare_spyne.py -- the same operations and messages on plain
   spyne (fixed answers, no gateway, no database), i.e. the floor spyne itself sets;
@@ -187,6 +189,18 @@ def soap_body(operation: str, fields: str) -> bytes:
     return f"{SOAP_PREFIX}<p:{operation}>{fields}</p:{operation}>{SOAP_SUFFIX}".encode()
 
 
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) used so far by the master and its workers, in seconds."""
+    pids = [str(master_pid)] + subprocess.run(["pgrep", "-P", str(master_pid)],
+                                              capture_output=True, text=True).stdout.split()
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def worker_rss_mib(master_pid: int) -> float:
     """Sum of VmRSS of the gunicorn workers (the master's children), in MiB."""
     children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True)
@@ -214,7 +228,7 @@ class Target:
 
 def start_process(name: str, command: list[str], workdir: Path, env: dict) -> tuple[subprocess.Popen, Path]:
     """Start a server in a session of its own (Ctrl-C reaches only us), log to a file."""
-    log = workdir / f"{name}.log"
+    log = workdir / f"{name.replace('/', '-')}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, **env}, start_new_session=True)
@@ -366,16 +380,20 @@ def lua_arguments(operation: str, target: Target, args, paid_at: str, round_: in
 def measure(wrk: str, script: Path, target: Target, operation: str, args, paid_at: str,
             round_: int) -> dict:
     lua_args = lua_arguments(operation, target, args, paid_at, round_)
+    cpu_before = server_cpu_seconds(target.process.pid)
     result = run_wrk(wrk, script, target, args, lua_args, args.duration)
+    cpu = server_cpu_seconds(target.process.pid) - cpu_before
     if operation == "InformarPago":
         target.payments_sent += result["max_counter"] * args.threads
+    result["cpu_ms"] = cpu * 1e3 / max(1, result["requests"])
     result["rss_mib"] = worker_rss_mib(target.process.pid)
     result["req_s"] = result["requests"] / (result["duration_us"] / 1e6)
     errors = (result["non200"] + result["faults"] + result["socket_errors"] + result["timeouts"])
     result["errors"] = errors
     print(f"  {operation:<15} {target.name:<9} round {round_}: {result['req_s']:8.1f} req/s  "
           f"p50 {result['p50_us'] / 1e3:6.1f} ms  p99 {result['p99_us'] / 1e3:7.1f} ms  "
-          f"errors {errors}  codes {result['codes']}  RSS {result['rss_mib']:.0f} MiB", flush=True)
+          f"CPU {result['cpu_ms']:.2f} ms/req  errors {errors}  codes {result['codes']}  "
+          f"RSS {result['rss_mib']:.0f} MiB", flush=True)
     return result
 
 
@@ -394,9 +412,10 @@ def warm_up(wrk: str, script: Path, targets: list[Target], operation: str, args,
 def print_table(operation: str, targets: list[Target]) -> None:
     bare = targets[0].results.get(operation, [])
     bare_rps = statistics.median(r["req_s"] for r in bare) if bare else None
-    print(f"\n{operation} (median over rounds; latency in ms; RSS = sum of the workers)")
+    print(f"\n{operation} (median over rounds; latency in ms; CPU = the server's own, "
+          f"per request; RSS = sum of the workers)")
     header = (f"{'server':<9} {'round':>5} {'req/s':>8} {'p50':>7} {'p95':>7} {'p99':>7} "
-              f"{'x bare':>7} {'requests':>8} {'non200':>6} {'faults':>6} {'sock/to':>7} "
+              f"{'x bare':>7} {'CPU ms':>6} {'requests':>8} {'non200':>6} {'faults':>6} {'sock/to':>7} "
               f"{'inv/ans':>7} {'RSS MiB':>7}  codigoRespuesta")
     print(header)
     print("-" * len(header))
@@ -408,15 +427,16 @@ def print_table(operation: str, targets: list[Target]) -> None:
             codes = ", ".join(f"{code}: {n}" for code, n in sorted(r["codes"].items()))
             print(f"{target.name:<9} {number:>5} {r['req_s']:8.1f} {r['p50_us'] / 1e3:7.1f} "
                   f"{r['p95_us'] / 1e3:7.1f} {r['p99_us'] / 1e3:7.1f} {ratio} "
-                  f"{r['requests']:>8} {r['non200']:>6} {r['faults']:>6} "
+                  f"{r['cpu_ms']:6.2f} {r['requests']:>8} {r['non200']:>6} {r['faults']:>6} "
                   f"{r['socket_errors'] + r['timeouts']:>7} {per_answer:7.2f} "
                   f"{r['rss_mib']:7.0f}  {codes}")
         if rows:
             rps = statistics.median(r["req_s"] for r in rows)
             ratio = f"{rps / bare_rps:7.2f}" if bare_rps else f"{'-':>7}"
             med = lambda key: statistics.median(r[key] for r in rows) / 1e3  # noqa: E731
+            cpu = statistics.median(r["cpu_ms"] for r in rows)
             print(f"{target.name:<9} {'med':>5} {rps:8.1f} {med('p50_us'):7.1f} "
-                  f"{med('p95_us'):7.1f} {med('p99_us'):7.1f} {ratio}")
+                  f"{med('p95_us'):7.1f} {med('p99_us'):7.1f} {ratio} {cpu:6.2f}")
 
 
 # -- main -----------------------------------------------------------------------

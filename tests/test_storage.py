@@ -1,14 +1,16 @@
 """The database itself refuses what must never happen, on SQLite and PostgreSQL."""
+import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice)
 from adapter.service.billing import BillingService
+import adapter.storage.db as db
 from adapter.storage.db import make_engine, upgrade_schema
 from adapter.storage.orm import InvoiceRow, PaymentRow
 from adapter.storage.uow import Storage
@@ -166,3 +168,36 @@ def test_invoices_round_trip_through_the_repository(engine):
         uow.commit()
     with storage.unit_of_work() as uow:
         assert uow.invoices.get("1234", invoice.customer_id, "F1") == invoice
+
+
+@pytest.mark.postgresql
+def test_a_pooled_connection_the_server_dropped_is_replaced_unnoticed(postgres_server_url,
+                                                                      monkeypatch):
+    """Connections in use are not pinged (a round trip per unit of work); one idle for
+    a second is, and a dead one is replaced before the unit of work sees it."""
+    engine = make_engine(postgres_server_url)
+    upgrade_schema(engine)
+    storage, pings = Storage(engine), []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping",
+                        lambda connection: pings.append(1) or ping(connection))
+    monkeypatch.setattr(db, "IDLE_BEFORE_PING_S", 0.3)
+
+    def read() -> list:
+        with storage.unit_of_work(read_only=True) as uow:
+            return uow.invoices.of_customer("1234", "nobody")
+
+    for _ in range(20):
+        assert read() == []
+    assert pings == [], "a connection in use was pinged"
+    with engine.connect() as connection:
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"),
+                                  {"pid": backend}).scalar_one()
+    admin.dispose()
+    time.sleep(0.5)
+    assert read() == []  # the dead connection was pinged, found dead and replaced
+    assert pings, "an idle connection was not pinged"
+    engine.dispose()
