@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
                                   PaymentNotice, utcnow)
@@ -88,25 +88,44 @@ def _notice_from_row(row) -> PaymentNotice:
         paid_at=row.paid_at, channel=row.channel, query_id=row.query_id)
 
 
-class _Sql:
-    """Where a unit of work's Core statements run: the session's connection, taken
-    (its transaction begun) at first use and kept, since asking the session costs as
-    much as a statement; or, in a read-only unit, a plain connection."""
+class _Transaction:
+    """A unit of work's connection and transaction: Core statements run on it
+    directly (the hot paths), and an ORM session joins it only when a repository
+    needs one (creating or replacing an invoice, the outbox)."""
 
-    def __init__(self, session: Session | None = None, connection: Connection | None = None):
-        self._session = session
+    def __init__(self, connection: Connection):
         self._connection = connection
+        self._session: Session | None = None
 
-    def execute(self, statement, parameters: dict):
-        if self._connection is None:
-            self._connection = self._session.connection()
+    def execute(self, statement, parameters: dict | list | None = None):
         return self._connection.execute(statement, parameters)
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            if not self._connection.in_transaction():
+                self._connection.begin()
+            # joins the connection's transaction, which the unit of work ends
+            self._session = Session(bind=self._connection, expire_on_commit=False,
+                                    autoflush=True)
+        return self._session
+
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+        self._connection.commit()
+
+    def close(self) -> None:
+        try:
+            if self._session is not None:
+                self._session.close()
+        finally:
+            self._connection.close()  # an open transaction is rolled back
 
 
 class Invoices:
-    def __init__(self, session: Session, sql: _Sql):
-        self._session = session
-        self._sql = sql
+    def __init__(self, transaction: _Transaction):
+        self._tx = transaction
 
     def _row(self, biller_id: str, customer_id: str, invoice_id: str, *,
              lock: bool = False) -> InvoiceRow | None:
@@ -115,24 +134,24 @@ class Invoices:
             InvoiceRow.invoice_id == invoice_id)
         if lock:
             stmt = stmt.with_for_update()
-        return self._session.scalars(stmt).one_or_none()
+        return self._tx.session.scalars(stmt).one_or_none()
 
     def get(self, biller_id: str, customer_id: str, invoice_id: str, *,
             lock: bool = False) -> Invoice | None:
         """One invoice; ``lock`` holds it until commit (PostgreSQL: row lock)."""
-        row = self._sql.execute(
+        row = self._tx.execute(
             _INVOICE_LOCKED if lock else _INVOICE,
             _invoice_key(biller_id, customer_id, invoice_id)).first()
         return None if row is None else _invoice_from_row(row)
 
     def of_customer(self, biller_id: str, customer_id: str) -> list[Invoice]:
-        rows = self._sql.execute(
+        rows = self._tx.execute(
             _INVOICES_OF_CUSTOMER, {"k_biller": biller_id, "k_customer": customer_id})
         return [_invoice_from_row(row) for row in rows]
 
     def mark_paid(self, biller_id: str, customer_id: str, invoice_id: str) -> int | None:
         """Mark the stored, open invoice paid; its key, or None if there is no such one."""
-        return self._sql.execute(
+        return self._tx.execute(
             _PAY_INVOICE, {**_invoice_key(biller_id, customer_id, invoice_id),
                            "now": utcnow()}).scalar_one_or_none()
 
@@ -142,23 +161,22 @@ class Invoices:
         row = self._row(invoice.biller_id, invoice.customer_id, invoice.invoice_id)
         if row is None:
             row = InvoiceRow(created_at=utcnow())
-            self._session.add(row)
+            self._tx.session.add(row)
         _write_invoice(row, invoice)
-        self._session.flush()
+        self._tx.session.flush()
         return row.pk
 
 
 class Payments:
-    def __init__(self, session: Session, sql: _Sql):
-        self._session = session
-        self._sql = sql
+    def __init__(self, transaction: _Transaction):
+        self._tx = transaction
 
     def by_operation(self, biller_id: str,
                      operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
         """The notice stored for this biller with this operation ID, its outcome and
         receipt. (PMC numbers operations per biller: another biller's notice with the
         same operation ID is another payment.)"""
-        row = self._sql.execute(
+        row = self._tx.execute(
             _PAYMENT_OF_OPERATION, {"k_biller": biller_id, "k_operation": operation_id}).first()
         if row is None:
             return None
@@ -167,7 +185,7 @@ class Payments:
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
             applied_invoice_pk: int | None) -> int:
         """Store the notice (applied to that invoice, or observed); returns its key."""
-        result = self._sql.execute(_ADD_PAYMENT, dict(
+        result = self._tx.execute(_ADD_PAYMENT, dict(
             operation_id=notice.operation_id, receipt_id=receipt_id,
             biller_id=notice.biller_id, customer_id=notice.customer_id,
             invoice_id=notice.invoice_id, amount=notice.amount,
@@ -206,13 +224,12 @@ class ForwardState:
 class Forwards:
     """The outbox of payments for the ERP."""
 
-    def __init__(self, session: Session, sql: _Sql):
-        self._session = session
-        self._sql = sql
+    def __init__(self, transaction: _Transaction):
+        self._tx = transaction
 
     def enqueue(self, payment_pk: int) -> None:
         now = utcnow()
-        self._sql.execute(_ADD_FORWARD, dict(
+        self._tx.execute(_ADD_FORWARD, dict(
             payment_pk=payment_pk, status="pending", attempts=0, next_attempt_at=now,
             created_at=now))
 
@@ -221,13 +238,13 @@ class Forwards:
         """Claim up to ``limit`` due forwards for ``worker``; each is claimed by one
         worker only (a conditional UPDATE), until ``lease_until``."""
         free = or_(ForwardRow.claimed_until.is_(None), ForwardRow.claimed_until < now)
-        candidates = self._session.scalars(
+        candidates = self._tx.session.scalars(
             select(ForwardRow.pk)
             .where(ForwardRow.status == "pending", ForwardRow.next_attempt_at <= now, free)
             .order_by(ForwardRow.next_attempt_at, ForwardRow.pk).limit(limit)).all()
         claimed = []
         for pk in candidates:
-            result = self._session.execute(
+            result = self._tx.session.execute(
                 update(ForwardRow)
                 .where(ForwardRow.pk == pk, ForwardRow.status == "pending", free)
                 .values(claimed_by=worker, claimed_until=lease_until))
@@ -235,14 +252,14 @@ class Forwards:
                 claimed.append(pk)
         if not claimed:
             return []
-        rows = self._session.execute(
+        rows = self._tx.session.execute(
             select(ForwardRow, PaymentRow).join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
             .where(ForwardRow.pk.in_(claimed)).order_by(ForwardRow.pk)).all()
         return [ForwardTask(forward.pk, _notice_from_row(payment), payment.receipt_id,
                             forward.attempts) for forward, payment in rows]
 
     def _finish(self, task: ForwardTask, worker: str, **values) -> bool:
-        result = self._session.execute(
+        result = self._tx.session.execute(
             update(ForwardRow)
             .where(ForwardRow.pk == task.forward_pk, ForwardRow.claimed_by == worker)
             .values(claimed_by=None, claimed_until=None, attempts=ForwardRow.attempts + 1,
@@ -268,46 +285,32 @@ class Forwards:
         return [ForwardState(payment.operation_id, payment.biller_id, forward.status,
                              forward.attempts, forward.next_attempt_at, forward.last_error,
                              forward.erp_reference, forward.delivered_at, forward.claimed_by)
-                for forward, payment in self._session.execute(stmt)]
+                for forward, payment in self._tx.session.execute(stmt)]
 
 
 class UnitOfWork:
     """``with uow: ...; uow.commit()`` — one transaction; rolled back unless committed.
 
-    A ``read_only`` one runs its repositories' Core reads on a plain connection
-    (no ORM session: the hot reads of every request); it cannot write or commit.
+    A ``read_only`` one must not write: on SQLite it takes no write lock (in WAL
+    mode it reads a snapshot while a writer commits); on PostgreSQL each of its
+    statements runs on its own (autocommit: no BEGIN and ROLLBACK round trips),
+    so that it sees the latest commit, not one snapshot for all of them.
     """
 
-    def __init__(self, session_factory: sessionmaker | None, reader: Engine | None = None):
-        self._session_factory = session_factory
-        self._reader = reader
-        self._session: Session | None = None
-        self._connection: Connection | None = None
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._tx: _Transaction | None = None
 
     def __enter__(self) -> UnitOfWork:
-        if self._reader is not None:
-            self._connection = self._reader.connect()
-            sql = _Sql(connection=self._connection)
-        else:
-            self._session = self._session_factory()
-            sql = _Sql(session=self._session)
-        self.invoices = Invoices(self._session, sql)
-        self.payments = Payments(self._session, sql)
-        self.forwards = Forwards(self._session, sql)
+        self._tx = _Transaction(self._engine.connect())
+        self.invoices = Invoices(self._tx)
+        self.payments = Payments(self._tx)
+        self.forwards = Forwards(self._tx)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        try:
-            if self._session is not None:
-                try:
-                    self._session.rollback()
-                finally:
-                    self._session.close()
-                    self._session = None
-        finally:
-            if self._connection is not None:
-                self._connection.close()  # its transaction, if any, rolled back
-                self._connection = None
+        self._tx.close()
+        self._tx = None
         if isinstance(exc, IntegrityError):
             raise Conflict(str(exc.orig)) from exc
         if isinstance(exc, OperationalError):
@@ -315,9 +318,7 @@ class UnitOfWork:
         return False
 
     def commit(self) -> None:
-        if self._session is None:
-            raise RuntimeError("a read-only unit of work cannot commit")
-        self._session.commit()
+        self._tx.commit()
 
 
 class Storage:
@@ -325,16 +326,11 @@ class Storage:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._session_factory = sessionmaker(engine, expire_on_commit=False)
         reading = {READ_ONLY: True}
         if engine.dialect.name == "postgresql":
-            # one statement per read-only unit (so far): no BEGIN and ROLLBACK round trips
             reading["isolation_level"] = "AUTOCOMMIT"
         self._reader = engine.execution_options(**reading)
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
-        """A transaction; ``read_only`` ones must not write (on SQLite they take no
-        write lock: in WAL mode they read a snapshot while a writer commits)."""
-        if read_only:
-            return UnitOfWork(None, self._reader)
-        return UnitOfWork(self._session_factory)
+        """A transaction (see :class:`UnitOfWork` for ``read_only``)."""
+        return UnitOfWork(self._reader if read_only else self.engine)
