@@ -60,7 +60,6 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     settings = settings or load_settings()
     parts = build(settings)
     parts.query_log.start()  # concurrent debt queries recorded in one commit
-    parts.storage.group_writes()  # on SQLite, concurrent payment notices too
     if forward and parts.forwarder is not None:
         parts.forwarder.start(settings.forward_poll)
     engine = parts.storage.engine

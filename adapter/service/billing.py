@@ -1,12 +1,9 @@
 """The three use cases: debt query, payment notice, invoice creation.
 
-Each writes in one database transaction (a payment notice through
-``Storage.write``, which on SQLite commits the notices of concurrent requests
-together, each in a savepoint of its own, and answers none before its
-commit). A transaction refused by a unique constraint (two workers storing
-the same notice or invoice at once) is run again from the start; the second
-run sees the first one's row and answers from it, so the database, not a
-Python check, decides who was first.
+Each writes in one database transaction. A transaction refused by a unique
+constraint (two workers storing the same notice or invoice at once) is run
+again from the start; the second run sees the first one's row and answers
+from it, so the database, not a Python check, decides who was first.
 
 Where the biller has an ERP, debt and payments are looked up there too, each
 call bounded by the ERP's timeout: a slow, down or faulting ERP costs at most
@@ -159,38 +156,32 @@ class BillingService:
 
     def _record_payment_once(self, notice: PaymentNotice,
                              from_erp: Invoice | None) -> PaymentAnswer:
-        answer, applied = self._storage.write(
-            lambda uow: self._store_payment(uow, notice, from_erp))
-        if applied is False:
+        with self._storage.unit_of_work() as uow:
+            replayed = self._replay_answer(uow, notice)
+            if replayed is not None:
+                return replayed
+            stored = uow.invoices.get(notice.biller_id, notice.customer_id,
+                                      notice.invoice_id, lock=True)
+            candidates = merge_invoices([stored] if stored else [],
+                                        [from_erp] if from_erp else [])
+            invoice = candidates[0] if candidates else None
+            now = self._clock()
+            outcome = judge_payment(notice, invoice, now=now, skew=self._clock_skew)
+            receipt_id = new_receipt_id(now)
+            applied_pk = None
+            if outcome is Outcome.OK and from_erp is None:  # the stored one, as it is
+                applied_pk = uow.invoices.mark_paid(notice.biller_id, notice.customer_id,
+                                                    notice.invoice_id)
+            elif outcome is Outcome.OK:  # with the ERP's terms, the current truth
+                applied_pk = uow.invoices.save(replace(invoice, paid=True))
+            payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
+            if self._erp_of(notice.biller_id) is not None:
+                uow.forwards.enqueue(payment_pk)
+            uow.commit()
+        if outcome is not Outcome.OK:
             log.warning("payment %s of biller %s observed for reconciliation: %s",
-                        notice.operation_id, notice.biller_id, answer.outcome.name)
-        return answer
-
-    def _store_payment(self, uow, notice: PaymentNotice,
-                       from_erp: Invoice | None) -> tuple[PaymentAnswer, bool | None]:
-        """Store the notice in ``uow`` (not committed); its answer, and whether it was
-        applied (None: a replay, nothing stored)."""
-        replayed = self._replay_answer(uow, notice)
-        if replayed is not None:
-            return replayed, None
-        stored = uow.invoices.get(notice.biller_id, notice.customer_id,
-                                  notice.invoice_id, lock=True)
-        candidates = merge_invoices([stored] if stored else [],
-                                    [from_erp] if from_erp else [])
-        invoice = candidates[0] if candidates else None
-        now = self._clock()
-        outcome = judge_payment(notice, invoice, now=now, skew=self._clock_skew)
-        receipt_id = new_receipt_id(now)
-        applied_pk = None
-        if outcome is Outcome.OK and from_erp is None:  # the stored one, as it is
-            applied_pk = uow.invoices.mark_paid(notice.biller_id, notice.customer_id,
-                                                notice.invoice_id)
-        elif outcome is Outcome.OK:  # with the ERP's terms, the current truth
-            applied_pk = uow.invoices.save(replace(invoice, paid=True))
-        payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
-        if self._erp_of(notice.biller_id) is not None:
-            uow.forwards.enqueue(payment_pk)
-        return PaymentAnswer(outcome, receipt_id), outcome is Outcome.OK
+                        notice.operation_id, notice.biller_id, outcome.name)
+        return PaymentAnswer(outcome, receipt_id)
 
     # -- AltaFactura -------------------------------------------------------------------
 

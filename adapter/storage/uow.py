@@ -4,11 +4,8 @@ Repositories hand out domain objects (:mod:`adapter.domain.model`), never rows.
 """
 from __future__ import annotations
 
-import atexit
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -47,9 +44,6 @@ _ADD_FORWARD = insert(ForwardRow.__table__)
 
 def _invoice_key(biller_id: str, customer_id: str, invoice_id: str) -> dict[str, str]:
     return {"k_biller": biller_id, "k_customer": customer_id, "k_invoice": invoice_id}
-
-
-T = TypeVar("T")
 
 
 class Conflict(Exception):
@@ -99,9 +93,8 @@ class _Transaction:
     directly (the hot paths), and an ORM session joins it only when a repository
     needs one (creating or replacing an invoice, the outbox)."""
 
-    def __init__(self, connection: Connection, *, owned: bool = True):
+    def __init__(self, connection: Connection):
         self._connection = connection
-        self._owned = owned  # not owned: a savepoint of a write group's transaction
         self._session: Session | None = None
 
     def execute(self, statement, parameters: dict | list | None = None):
@@ -112,21 +105,14 @@ class _Transaction:
         if self._session is None:
             if not self._connection.in_transaction():
                 self._connection.begin()
-            # joins the connection's transaction (or a write group's savepoint), which
-            # the unit of work ends: the session neither commits it nor, on close,
-            # rolls it back (nor opens a savepoint of its own)
+            # joins the connection's transaction, which the unit of work ends
             self._session = Session(bind=self._connection, expire_on_commit=False,
-                                    autoflush=True, join_transaction_mode="rollback_only")
+                                    autoflush=True)
         return self._session
 
-    def flush(self) -> None:
+    def commit(self) -> None:
         if self._session is not None:
             self._session.flush()
-
-    def commit(self) -> None:
-        if not self._owned:
-            raise RuntimeError("a write group's member does not commit: its group does")
-        self.flush()
         self._connection.commit()
 
     def close(self) -> None:
@@ -134,8 +120,7 @@ class _Transaction:
             if self._session is not None:
                 self._session.close()
         finally:
-            if self._owned:
-                self._connection.close()  # an open transaction is rolled back
+            self._connection.close()  # an open transaction is rolled back
 
 
 class Invoices:
@@ -312,14 +297,12 @@ class UnitOfWork:
     so that it sees the latest commit, not one snapshot for all of them.
     """
 
-    def __init__(self, engine: Engine | None, connection: Connection | None = None):
+    def __init__(self, engine: Engine):
         self._engine = engine
-        self._joined = connection  # a write group's transaction, this unit a savepoint in it
         self._tx: _Transaction | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self._tx = (_Transaction(self._joined, owned=False) if self._joined is not None
-                    else _Transaction(self._engine.connect()))
+        self._tx = _Transaction(self._engine.connect())
         self.invoices = Invoices(self._tx)
         self.payments = Payments(self._tx)
         self.forwards = Forwards(self._tx)
@@ -337,9 +320,6 @@ class UnitOfWork:
     def commit(self) -> None:
         self._tx.commit()
 
-    def flush(self) -> None:
-        self._tx.flush()
-
 
 class Storage:
     """What the service layer needs from the database: units of work."""
@@ -350,125 +330,7 @@ class Storage:
         if engine.dialect.name == "postgresql":
             reading["isolation_level"] = "AUTOCOMMIT"
         self._reader = engine.execution_options(**reading)
-        self._groups: WriteGroups | None = None
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         """A transaction (see :class:`UnitOfWork` for ``read_only``)."""
         return UnitOfWork(self._reader if read_only else self.engine)
-
-    def group_writes(self) -> None:
-        """On SQLite, from now on let :meth:`write` commit concurrent writes together
-        (:class:`WriteGroups`). Elsewhere nothing changes: PostgreSQL takes concurrent
-        writers itself, and a group of row-locking transactions could deadlock."""
-        if self.engine.dialect.name == "sqlite" and self._groups is None:
-            self._groups = WriteGroups(self.engine).start()
-
-    def write(self, work: Callable[[UnitOfWork], T]) -> T:
-        """``work(uow)`` in a write transaction, committed; its result once committed.
-        Raises Conflict when a constraint refused it (run it again), StorageUnavailable
-        when the database did not take it."""
-        if self._groups is not None:
-            return self._groups.run(work)
-        with self.unit_of_work() as uow:
-            result = work(uow)
-            uow.commit()
-        return result
-
-
-@dataclass(eq=False)
-class _Member:
-    work: Callable[[UnitOfWork], Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
-
-
-class WriteGroups:
-    """Write transactions of concurrent requests, run by one thread and committed together.
-
-    SQLite takes one writer at a time, so the write transactions of a busy service
-    queue for its lock, each paying a lock hand-over, a ``BEGIN IMMEDIATE`` and an
-    fsync. Here a request hands its work to its process's writer thread and waits;
-    the thread runs every work handed in since its last commit in one transaction,
-    each in a savepoint of its own -- a work that fails (a constraint, a bug) is
-    rolled back alone and its request gets its error -- then commits once and wakes
-    them all. Nothing is answered before its commit; a failed commit fails the
-    whole group (``StorageUnavailable``), and nothing of it is kept.
-    """
-
-    MAX_GROUP = 64
-
-    def __init__(self, engine: Engine):
-        self._engine = engine
-        self._lock = threading.Condition()
-        self._waiting: list[_Member] = []
-        self._closing = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> WriteGroups:
-        self._thread = threading.Thread(target=self._run, name="write-groups", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
-        return self
-
-    def close(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            self._closing = True
-            self._lock.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def run(self, work: Callable[[UnitOfWork], T]) -> T:
-        member = _Member(work)
-        with self._lock:
-            alone = self._closing
-            if not alone:
-                self._waiting.append(member)
-                self._lock.notify()
-        if alone:  # after close(): a group of one, in this thread
-            self._commit([member])
-        member.done.wait()
-        if member.error is not None:
-            raise member.error
-        return member.result
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._waiting and not self._closing:
-                    self._lock.wait()
-                group = self._waiting[:self.MAX_GROUP]
-                del self._waiting[:self.MAX_GROUP]
-            if not group:  # closing, and every work handed in is done
-                return
-            self._commit(group)
-
-    def _commit(self, group: list[_Member]) -> None:
-        try:
-            with self._engine.connect() as connection, connection.begin():
-                for member in group:
-                    self._run_member(connection, member)
-        except Exception as error:  # the commit, or the database itself, failed
-            failure = StorageUnavailable(f"database error: {getattr(error, 'orig', error)}")
-            failure.__cause__ = error
-            for member in group:
-                member.error = failure
-        finally:
-            for member in group:
-                member.done.set()
-
-    @staticmethod
-    def _run_member(connection: Connection, member: _Member) -> None:
-        savepoint = connection.begin_nested()
-        try:
-            with UnitOfWork(None, connection) as uow:
-                member.result = member.work(uow)
-                uow.flush()
-        except StorageUnavailable:
-            raise  # the database failed: the whole group with it
-        except Exception as error:  # its own failure (Conflict, a bug): its request's
-            if savepoint.is_active:
-                savepoint.rollback()
-            member.error = error
-        else:
-            savepoint.commit()
