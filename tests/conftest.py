@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from adapter.domain.model import BUSINESS_TZ
 from adapter.soap import contract
+from adapter.storage.db import make_engine, upgrade_schema
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "urn:pmc-adapter:empresa:v1"
@@ -91,6 +92,15 @@ def database_url(request, tmp_path_factory):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'adapter.sqlite3'}"
     return request.getfixturevalue("postgres_server_url")
+
+
+@pytest.fixture
+def engine(database_url):
+    """The adapter's own engine on the test database, its schema up to date."""
+    engine = make_engine(database_url)
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
 
 
 @dataclass

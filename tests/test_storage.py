@@ -19,14 +19,6 @@ from conftest import unique
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
-
-
 def invoice_row(**overrides) -> InvoiceRow:
     values = dict(biller_id="1234", customer_id=unique("C"), invoice_id="F1", currency="ARS",
                   origin="BASE", status="open", due_date_1=date(2026, 12, 1),
