@@ -11,9 +11,10 @@ from adapter.service.forwarding import Forwarder
 from adapter.soap import contract
 from adapter.soap.dispatch import SpyneDispatcher
 from adapter.soap.gateway import Gateway
-from adapter.soap.security import Guard
+from adapter.soap.security import Guard, NonceCheck
 from adapter.soap.service import spyne_application
 from adapter.storage.db import check_ready, make_engine
+from adapter.storage.nonces import NonceRegistry
 from adapter.storage.query_log import QueryLog
 from adapter.storage.uow import Storage
 
@@ -64,9 +65,11 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
         parts.forwarder.start(settings.forward_poll)
     engine = parts.storage.engine
     return Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
-                   health_check=lambda: check_ready(engine), guard=guard_for(settings))
+                   health_check=lambda: check_ready(engine),
+                   guard=guard_for(settings, NonceRegistry(engine).first_use))
 
 
-def guard_for(settings: Settings) -> Guard:
+def guard_for(settings: Settings, first_use: NonceCheck | None = None) -> Guard:
+    """The guard of ``settings``; ``first_use`` remembers WS-Security nonces."""
     operations = {op.name for op in contract.operations().values()}
-    return Guard.from_settings(settings, operations)
+    return Guard.from_settings(settings, operations, first_use)

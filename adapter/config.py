@@ -17,6 +17,7 @@ Config file example::
     max_xml_elements = 500
     request_timeout = 10.0        # seconds for a whole request (headers and body) to arrive
     clock_skew = 300.0            # seconds a payment may be dated ahead of our clock
+    wss_window = 300.0            # seconds a PasswordDigest's Created may be from now
     public_wsdl = false           # true: GET routes (WSDL, XSD) skip the address allow-list
     validation = "libxml2"        # who decides a message is valid; "both": xmlschema too
 
@@ -67,7 +68,7 @@ OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key")
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
-              "request_timeout", "clock_skew")
+              "request_timeout", "clock_skew", "wss_window")
 INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements")
 VALIDATION_ENGINES = ("libxml2", "both")  # see adapter.soap.validation
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -104,6 +105,9 @@ class Settings:
     forward_retry_max: float = 300.0
     # How far ahead of this server's clock a payment may be dated and still be applied.
     clock_skew: float = 300.0
+    # seconds a WS-Security PasswordDigest's Created may be from now (its nonce is
+    # remembered that long: a replay within it is refused)
+    wss_window: float = 300.0
     # True: GET routes (WSDL, XSD) are open to any address, not only allowed_networks.
     public_wsdl: bool = False
     # Which XSD engines decide that a message is valid (adapter.soap.validation):

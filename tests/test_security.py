@@ -4,6 +4,7 @@ import base64
 import hashlib
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -86,24 +87,95 @@ def test_ws_security_with_a_wrong_password_is_refused(secured, digest):
     assert fault.value.code.endswith("Client.NotAuthenticated")
 
 
-def test_a_stale_password_digest_is_refused(secured, schema):
-    nonce = os.urandom(16)
-    created = (datetime.now(timezone.utc) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + b"pmc-s3cret").digest())
+def digest_token(created: datetime, nonce: bytes | None = None, name: str = "pmc",
+                 password: str = "pmc-s3cret") -> str:
+    """A wsse:Security header with a PasswordDigest UsernameToken, as the profile says."""
+    nonce = os.urandom(16) if nonce is None else nonce
+    created_text = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = base64.b64encode(hashlib.sha1(nonce + created_text.encode()
+                                           + password.encode()).digest())
     wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
     wsu = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-    header = (f'<soap:Header><wsse:Security xmlns:wsse="{wsse}" xmlns:wsu="{wsu}" '
-              'soap:mustUnderstand="1"><wsse:UsernameToken><wsse:Username>pmc</wsse:Username>'
-              '<wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-'
-              f'username-token-profile-1.0#PasswordDigest">{digest.decode()}</wsse:Password>'
-              f'<wsse:Nonce>{base64.b64encode(nonce).decode()}</wsse:Nonce>'
-              f'<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security>'
-              '</soap:Header>')
-    payload = query().decode().replace("<soap:Body>", header + "<soap:Body>")
-    reply = post(secured, schema, payload.encode())
+    return (f'<soap:Header><wsse:Security xmlns:wsse="{wsse}" xmlns:wsu="{wsu}" '
+            f'soap:mustUnderstand="1"><wsse:UsernameToken><wsse:Username>{name}</wsse:Username>'
+            '<wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-'
+            f'username-token-profile-1.0#PasswordDigest">{digest.decode()}</wsse:Password>'
+            f'<wsse:Nonce>{base64.b64encode(nonce).decode()}</wsse:Nonce>'
+            f'<wsu:Created>{created_text}</wsu:Created></wsse:UsernameToken></wsse:Security>'
+            '</soap:Header>')
+
+
+def with_header(header: str, payload: bytes | None = None) -> bytes:
+    return (payload or query()).decode().replace("<soap:Body>", header + "<soap:Body>").encode()
+
+
+def test_a_stale_password_digest_is_refused(secured, schema):
+    stale = digest_token(datetime.now(timezone.utc) - timedelta(minutes=10))
+    reply = post(secured, schema, with_header(stale))
     assert reply.fault_code == "soap:Client.NotAuthenticated"
     assert reply.fault_string == AUTHENTICATION_FAILED  # the reason is for the log only
-    assert "not within five minutes" in secured.log()
+    assert "not within 300 s of now" in secured.log()
+
+
+def test_a_replayed_password_digest_is_refused_and_writes_nothing(secured, schema):
+    customer = unique("C")
+    payload = with_header(digest_token(datetime.now(timezone.utc)), query(customer))
+    assert post(secured, schema, payload).field("codigoRespuesta") == "1"
+    before = secured.database.counts()
+    replayed = post(secured, schema, payload)
+    assert replayed.fault_code == "soap:Client.NotAuthenticated"
+    assert replayed.fault_string == AUTHENTICATION_FAILED
+    assert secured.database.counts() == before
+    assert secured.database.count("debt_queries", customer_id=customer) == 1
+    assert "replayed" in secured.log()
+
+
+def test_a_digest_with_a_wrong_password_does_not_spend_the_nonce(secured, schema):
+    nonce, now = os.urandom(16), datetime.now(timezone.utc)
+    forged = post(secured, schema, with_header(digest_token(now, nonce, password="guess")))
+    assert forged.fault_code == "soap:Client.NotAuthenticated"
+    assert post(secured, schema, with_header(digest_token(now, nonce))) \
+        .field("codigoRespuesta") == "1"
+
+
+def test_a_digest_replayed_to_another_instance_is_refused_even_at_once(secured, schema,
+                                                                     database_url, tmp_path):
+    """Two instances on one database: the token is taken once, whichever gets it first,
+    also when both get it at the same moment."""
+    (tmp_path / "adapter.toml").write_text(CONFIG)
+    other = start_server(database_url, tmp_path,
+                         PMC_ADAPTER_CONFIG=str(tmp_path / "adapter.toml"))
+    try:
+        payload = with_header(digest_token(datetime.now(timezone.utc)))
+        assert post(secured, schema, payload).field("codigoRespuesta") == "1"
+        assert post(other, schema, payload).fault_code == "soap:Client.NotAuthenticated"
+        for _ in range(5):  # the same fresh token to both instances at once
+            payload = with_header(digest_token(datetime.now(timezone.utc)))
+            with ThreadPoolExecutor(6) as pool:
+                replies = list(pool.map(lambda server: post(server, schema, payload),
+                                        [secured, other] * 3))
+            accepted = [reply for reply in replies if not reply.is_fault]
+            assert len(accepted) == 1, [reply.fault_code if reply.is_fault else "0"
+                                        for reply in replies]
+            assert {reply.fault_code for reply in replies if reply.is_fault} == {
+                "soap:Client.NotAuthenticated"}
+    finally:
+        stop_server(other)
+
+
+def test_the_freshness_window_is_a_setting(database_url, tmp_path, schema):
+    (tmp_path / "adapter.toml").write_text(CONFIG)
+    server = start_server(database_url, tmp_path, PMC_ADAPTER_WSS_WINDOW="60",
+                          PMC_ADAPTER_CONFIG=str(tmp_path / "adapter.toml"))
+    try:
+        now = datetime.now(timezone.utc)
+        late = post(server, schema, with_header(digest_token(now - timedelta(seconds=120))))
+        assert late.fault_code == "soap:Client.NotAuthenticated"
+        assert "not within 60 s of now" in server.log()
+        fresh = post(server, schema, with_header(digest_token(now - timedelta(seconds=20))))
+        assert fresh.field("codigoRespuesta") == "1"
+    finally:
+        stop_server(server)
 
 
 def test_a_caller_only_calls_its_operations(secured, schema):

@@ -7,7 +7,10 @@ both are checked before anything else is read from the request:
   of these networks; put the adapter's own proxy there when behind one.
 * ``callers``: each request must carry a known caller's credentials, either
   HTTP Basic or a WS-Security ``UsernameToken`` (``PasswordText``, or
-  ``PasswordDigest`` with a ``Created`` time within five minutes). A caller
+  ``PasswordDigest`` with a ``Created`` time within ``wss_window`` of now,
+  five minutes by default, and a ``Nonce`` never seen before: the nonces are
+  kept in the database, so that a token replayed to another worker or another
+  instance on the same database is refused too). A caller
   may be limited to some operations (PMC: ConsultarDeuda and InformarPago;
   the biller's web/app: AltaFactura) and to some billers.
 
@@ -26,6 +29,7 @@ import hmac
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from lxml import etree
 
@@ -74,15 +78,24 @@ def _instant(text: str | None, what: str) -> datetime:
     return when
 
 
+# (caller, nonce, until when to remember it) -> False when it was seen before
+NonceCheck = Callable[[str, str, datetime], bool]
+
+
 class Guard:
     def __init__(self, callers: dict[str, Caller], networks: list[str],
-                 clock_skew: timedelta = DIGEST_WINDOW):
+                 clock_skew: timedelta = DIGEST_WINDOW, *,
+                 digest_window: timedelta = DIGEST_WINDOW,
+                 first_use: NonceCheck | None = None):
         self._callers = callers
         self._networks = transport.networks(networks)
         self._skew = clock_skew
+        self._window = digest_window
+        self._first_use = first_use
 
     @classmethod
-    def from_settings(cls, settings: Settings, operations: set[str]) -> Guard:
+    def from_settings(cls, settings: Settings, operations: set[str],
+                      first_use: NonceCheck | None = None) -> Guard:
         callers = {}
         for name, entry in settings.callers.items():
             allowed = entry.get("operations")
@@ -100,7 +113,8 @@ class Guard:
                                              f"got {', '.join(bad)}")
             callers[name] = Caller(name, str(entry["password"]), allowed, billers)
         return cls(callers, list(settings.allowed_networks),
-                   timedelta(seconds=settings.clock_skew))
+                   timedelta(seconds=settings.clock_skew),
+                   digest_window=timedelta(seconds=settings.wss_window), first_use=first_use)
 
     @property
     def authenticates(self) -> bool:
@@ -176,29 +190,39 @@ class Guard:
         if password is None:
             raise _failed(f"UsernameToken of {caller.name} without a Password")
         given = password.text or ""
-        if password.get("Type") == DIGEST:
-            expected = self._digest(token, caller)
-        else:
-            expected = caller.password
-        if not _same(given, expected):
+        if password.get("Type") != DIGEST:
+            if not _same(given, caller.password):
+                raise _failed(f"wrong UsernameToken password for {caller.name}")
+            return caller
+        nonce, created = self._fresh_nonce(token, caller)
+        digest = hashlib.sha1(base64.b64decode(nonce) + created.encode()
+                              + caller.password.encode()).digest()
+        if not _same(given, base64.b64encode(digest).decode()):
             raise _failed(f"wrong UsernameToken password for {caller.name}")
+        # only a proven token spends its nonce: nobody else can burn a caller's nonces
+        if self._first_use is None or not self._first_use(caller.name, nonce,
+                               _instant(created, "Created") + self._window):
+            raise _failed(f"PasswordDigest of {caller.name} replayed (Nonce {nonce[:24]} "
+                          "seen before)")
         return caller
 
-    @staticmethod
-    def _digest(token: etree._Element, caller: Caller) -> str:
-        nonce = token.findtext(f"{{{WSSE_NS}}}Nonce") or ""
-        created = token.findtext(f"{{{WSU_NS}}}Created") or ""
+    def _fresh_nonce(self, token: etree._Element, caller: Caller) -> tuple[str, str]:
+        """The token's Nonce (base64, as sent) and Created, once both are valid and
+        Created is within the window of now."""
+        nonce = (token.findtext(f"{{{WSSE_NS}}}Nonce") or "").strip()
+        created = (token.findtext(f"{{{WSU_NS}}}Created") or "").strip()
         try:
             when = datetime.fromisoformat(created.replace("Z", "+00:00"))
             raw_nonce = base64.b64decode(nonce, validate=True)
         except (ValueError, binascii.Error):
             raise _failed(f"PasswordDigest of {caller.name} without a valid Nonce "
                           "and Created") from None
-        if when.tzinfo is None or abs(datetime.now(timezone.utc) - when) > DIGEST_WINDOW:
+        if not raw_nonce or len(nonce) > 128:
+            raise _failed(f"PasswordDigest of {caller.name} with an empty or oversized Nonce")
+        if when.tzinfo is None or abs(datetime.now(timezone.utc) - when) > self._window:
             raise _failed(f"PasswordDigest of {caller.name} created {created}, "
-                          "not within five minutes of now")
-        digest = hashlib.sha1(raw_nonce + created.encode() + caller.password.encode()).digest()
-        return base64.b64encode(digest).decode()
+                          f"not within {self._window.total_seconds():g} s of now")
+        return nonce, created
 
     @staticmethod
     def authorize(caller: Caller | None, operation: str) -> None:

@@ -203,3 +203,20 @@ class ForwardRow(Base):
     erp_reference: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class NonceRow(Base):
+    """The WS-Security nonces seen, per caller, until their token could no longer be
+    fresh: a PasswordDigest token is accepted once, by every worker and instance that
+    shares the database (the unique key decides)."""
+
+    __tablename__ = "ws_nonces"
+    __table_args__ = (
+        UniqueConstraint("caller", "nonce"),
+        Index("ix_ws_nonces_expires_at", "expires_at"),  # the purge
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    caller: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
