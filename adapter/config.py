@@ -19,6 +19,7 @@ Config file example::
     clock_skew = 300.0            # seconds a payment may be dated ahead of our clock
     wss_window = 300.0            # seconds a PasswordDigest's Created may be from now
     public_wsdl = false           # true: GET routes (WSDL, XSD) skip the address allow-list
+    tls_at_proxy = false          # true: TLS ends at a proxy in front (PasswordText allowed)
     validation = "libxml2"        # who decides a message is valid; "both": xmlschema too
 
     # the ERP of every biller served (optional; none = billing base only)
@@ -110,6 +111,9 @@ class Settings:
     wss_window: float = 300.0
     # True: GET routes (WSDL, XSD) are open to any address, not only allowed_networks.
     public_wsdl: bool = False
+    # True: every request reached a TLS-terminating proxy first, so that a WS-Security
+    # PasswordText arriving over plain HTTP is accepted (otherwise only over HTTPS).
+    tls_at_proxy: bool = False
     # Which XSD engines decide that a message is valid (adapter.soap.validation):
     # "libxml2" (xmlschema writes the message of every rejection) or "both".
     validation: str = "libxml2"
@@ -234,6 +238,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         bind=str(raw.get("bind", Settings.bind)),
         empresas=empresas,
         public_wsdl=_flag("public_wsdl", raw.get("public_wsdl", Settings.public_wsdl)),
+        tls_at_proxy=_flag("tls_at_proxy", raw.get("tls_at_proxy", Settings.tls_at_proxy)),
         **{name: _positive(name, raw.get(name, getattr(Settings, name))) for name in INT_KEYS},
         log_level=str(raw.get("log_level", Settings.log_level)),
         **{name: raw.get(name, getattr(Settings, name))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 import zeep
+from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from adapter.soap.security import AUTHENTICATION_FAILED
@@ -18,6 +19,7 @@ from conftest import RawSoap, envelope, start_server, stop_server, today, unique
 CONFIG = """
 [adapter]
 allowed_networks = ["127.0.0.0/8", "::1/128"]
+trusted_proxies = ["127.0.0.1/32"]   # the tests play a TLS proxy with X-Forwarded-Proto
 
 [callers.pmc]
 password = "pmc-s3cret"
@@ -51,8 +53,12 @@ def basic(name, password):
     return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
 
 
-def post(server, schema, payload, authorization=None, action="ConsultarDeuda"):
-    headers = {"Authorization": authorization} if authorization else {}
+# what a TLS-terminating proxy in front (trusted_proxies) says of the client's request
+VIA_TLS = {"X-Forwarded-Proto": "https"}
+
+
+def post(server, schema, payload, authorization=None, action="ConsultarDeuda", headers=None):
+    headers = {**({"Authorization": authorization} if authorization else {}), **(headers or {})}
     return RawSoap(server.soap_url, schema).post(payload, soap_action=action, headers=headers)
 
 
@@ -73,8 +79,11 @@ def test_http_basic_credentials_are_accepted(secured, schema):
 
 @pytest.mark.parametrize("digest", [False, True])
 def test_ws_security_username_token_is_accepted(secured, digest):
-    client = zeep.Client(secured.soap_url + "?wsdl",
+    session = requests.Session()
+    client = zeep.Client(secured.soap_url + "?wsdl", transport=Transport(session=session),
                          wsse=UsernameToken("pmc", "pmc-s3cret", use_digest=digest))
+    # the calls, not the WSDL (whose address would then be https), through the TLS proxy:
+    session.headers.update(VIA_TLS)  # PasswordText only over HTTPS
     assert client.service.ConsultarDeuda(idEmpresa="1234", idCliente="C1").codigoRespuesta == 1
 
 
@@ -163,8 +172,9 @@ def test_a_digest_replayed_to_another_instance_is_refused_even_at_once(secured, 
         stop_server(other)
 
 
-def test_the_freshness_window_is_a_setting(database_url, tmp_path, schema):
-    (tmp_path / "adapter.toml").write_text(CONFIG)
+def test_the_freshness_window_and_the_tls_proxy_are_settings(database_url, tmp_path, schema):
+    config = CONFIG.replace('trusted_proxies = ["127.0.0.1/32"]', "")  # no proxy trusted
+    (tmp_path / "adapter.toml").write_text(config)
     server = start_server(database_url, tmp_path, PMC_ADAPTER_WSS_WINDOW="60",
                           PMC_ADAPTER_CONFIG=str(tmp_path / "adapter.toml"))
     try:
@@ -174,6 +184,16 @@ def test_the_freshness_window_is_a_setting(database_url, tmp_path, schema):
         assert "not within 60 s of now" in server.log()
         fresh = post(server, schema, with_header(digest_token(now - timedelta(seconds=20))))
         assert fresh.field("codigoRespuesta") == "1"
+        # X-Forwarded-Proto from a client that is no trusted proxy proves nothing
+        text = with_security(token("pmc", "pmc-s3cret"))
+        assert post(server, schema, text, headers=VIA_TLS).fault_code \
+            == "soap:Client.NotAuthenticated"
+    finally:
+        stop_server(server)
+    server = start_server(database_url, tmp_path, PMC_ADAPTER_TLS_AT_PROXY="true",
+                          PMC_ADAPTER_CONFIG=str(tmp_path / "adapter.toml"))
+    try:  # TLS ends at a proxy in front, says the operator: PasswordText over HTTP is fine
+        assert post(server, schema, text).field("codigoRespuesta") == "1"
     finally:
         stop_server(server)
 
@@ -325,7 +345,20 @@ def test_an_expired_timestamp_is_refused_and_a_fresh_one_accepted(secured, schem
     assert "future" in post(secured, schema, from_the_future).fault_string
     fresh = with_security(token("pmc", "pmc-s3cret"),
                           timestamp(now, now + timedelta(minutes=5)))
-    assert post(secured, schema, fresh).field("codigoRespuesta") == "1"
+    assert post(secured, schema, fresh, headers=VIA_TLS).field("codigoRespuesta") == "1"
+
+
+def test_a_password_text_over_plain_http_is_refused(secured, schema):
+    before = secured.database.counts()
+    reply = post(secured, schema, with_security(token("pmc", "pmc-s3cret")))
+    assert reply.fault_code == "soap:Client.NotAuthenticated"
+    assert reply.fault_string == AUTHENTICATION_FAILED
+    assert secured.database.counts() == before
+    assert "PasswordText of pmc over plain HTTP" in secured.log()
+    assert "pmc-s3cret" not in secured.log()  # the reason, never the secret
+    # the same token, through the trusted TLS proxy
+    assert post(secured, schema, with_security(token("pmc", "pmc-s3cret")),
+                headers=VIA_TLS).field("codigoRespuesta") == "1"
 
 
 def test_a_security_header_for_another_actor_is_not_ours(secured, schema):

@@ -6,7 +6,9 @@ both are checked before anything else is read from the request:
 * ``allowed_networks``: the client address (``REMOTE_ADDR``) must be in one
   of these networks; put the adapter's own proxy there when behind one.
 * ``callers``: each request must carry a known caller's credentials, either
-  HTTP Basic or a WS-Security ``UsernameToken`` (``PasswordText``, or
+  HTTP Basic or a WS-Security ``UsernameToken`` (``PasswordText`` -- only
+  over HTTPS, as the client reached us: directly, or through a trusted proxy
+  that says so, or where ``tls_at_proxy`` says TLS ends in front --, or
   ``PasswordDigest`` with a ``Created`` time within ``wss_window`` of now,
   five minutes by default, and a ``Nonce`` never seen before: the nonces are
   kept in the database, so that a token replayed to another worker or another
@@ -86,12 +88,17 @@ class Guard:
     def __init__(self, callers: dict[str, Caller], networks: list[str],
                  clock_skew: timedelta = DIGEST_WINDOW, *,
                  digest_window: timedelta = DIGEST_WINDOW,
-                 first_use: NonceCheck | None = None):
+                 first_use: NonceCheck | None = None,
+                 trusted_proxies: tuple[str, ...] = (), tls_at_proxy: bool = False):
+        """``first_use`` remembers nonces (without it, no PasswordDigest is accepted);
+        ``tls_at_proxy``: every request reached a TLS-terminating proxy before us."""
         self._callers = callers
         self._networks = transport.networks(networks)
         self._skew = clock_skew
         self._window = digest_window
         self._first_use = first_use
+        self._proxies = transport.networks(trusted_proxies)
+        self._tls_at_proxy = tls_at_proxy
 
     @classmethod
     def from_settings(cls, settings: Settings, operations: set[str],
@@ -114,7 +121,9 @@ class Guard:
             callers[name] = Caller(name, str(entry["password"]), allowed, billers)
         return cls(callers, list(settings.allowed_networks),
                    timedelta(seconds=settings.clock_skew),
-                   digest_window=timedelta(seconds=settings.wss_window), first_use=first_use)
+                   digest_window=timedelta(seconds=settings.wss_window), first_use=first_use,
+                   trusted_proxies=settings.trusted_proxies,
+                   tls_at_proxy=settings.tls_at_proxy)
 
     @property
     def authenticates(self) -> bool:
@@ -139,7 +148,7 @@ class Guard:
             raise NotAuthenticated("more than one wsse:Security header for this service")
         token = self._check_security(security[0]) if security else None
         if token is not None:
-            return self._by_token(token)
+            return self._by_token(token, environ)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if authorization[:6].lower() == "basic ":
             return self._by_basic(authorization[6:].strip())
@@ -184,13 +193,17 @@ class Guard:
             raise _failed(f"wrong HTTP Basic password for {name}")
         return caller
 
-    def _by_token(self, token: etree._Element) -> Caller:
+    def _by_token(self, token: etree._Element, environ: dict) -> Caller:
         caller = self._known(token.findtext(f"{{{WSSE_NS}}}Username") or "")
         password = token.find(f"{{{WSSE_NS}}}Password")
         if password is None:
             raise _failed(f"UsernameToken of {caller.name} without a Password")
         given = password.text or ""
         if password.get("Type") != DIGEST:
+            if not (self._tls_at_proxy
+                    or transport.client_scheme(environ, self._proxies) == "https"):
+                raise _failed(f"PasswordText of {caller.name} over plain HTTP (from "
+                              f"{environ.get('REMOTE_ADDR')}): use HTTPS or a PasswordDigest")
             if not _same(given, caller.password):
                 raise _failed(f"wrong UsernameToken password for {caller.name}")
             return caller

@@ -106,14 +106,22 @@ def address_in(remote_addr: str | None, within: list) -> bool:
     return any(address in network for network in within)
 
 
-def public_address(environ: dict, trusted_proxies: list) -> str:
-    """``scheme://host[:port]`` of this service as its clients reach it: from the
-    request, or from ``X-Forwarded-Proto``/``-Host`` when a trusted proxy sends them."""
+def client_scheme(environ: dict, trusted_proxies: list) -> str:
+    """``http`` or ``https``: how the client reached this service -- the request's own
+    scheme, or ``X-Forwarded-Proto`` when a trusted proxy sends it."""
     scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST", "")
     if address_in(environ.get("REMOTE_ADDR"), trusted_proxies):
         proto = _first(environ.get("HTTP_X_FORWARDED_PROTO")).lower()
         scheme = proto if proto in ("http", "https") else scheme
+    return scheme
+
+
+def public_address(environ: dict, trusted_proxies: list) -> str:
+    """``scheme://host[:port]`` of this service as its clients reach it: from the
+    request, or from ``X-Forwarded-Proto``/``-Host`` when a trusted proxy sends them."""
+    scheme = client_scheme(environ, trusted_proxies)
+    host = environ.get("HTTP_HOST", "")
+    if address_in(environ.get("REMOTE_ADDR"), trusted_proxies):
         host = _first(environ.get("HTTP_X_FORWARDED_HOST")) or host
     if not _HOST.fullmatch(host):  # never advertise what the client made up
         host = f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
