@@ -140,3 +140,22 @@ def test_decimals_get_their_canonical_form(engines, lexical, canonical):
     assert validator.first_error(request) is None
     validator.canonicalise(request)
     assert request.findtext(f"{{{TNS}}}importe") == canonical
+
+
+@pytest.mark.parametrize("value", [
+    "0001-01-02T07:37:59.999999+07:38",   # 1 µs before minInclusive (0001-01-02T00:00:00Z)
+    "0001-01-01T23:59:59.999999Z",
+    "9999-12-30T23:59:59.000001Z",        # 1 µs after maxInclusive
+    "9999-12-30T20:00:59.5-03:59"])     # 0.5 s after it, with an offset
+def test_a_datetime_a_fraction_of_a_second_past_a_bound_is_refused(engines, value):
+    """libxml2 compares dateTimes in floating-point seconds and misses these; the
+    validator sends dateTimes in the range's first and last years to xmlschema too."""
+    *_, validator = engines
+    assert judged(engines, payment("fechaPago", value))[0] is False  # the XSD says no
+    problem = validator.first_error(payment("fechaPago", value))
+    assert problem is not None and "fechaPago" in problem
+
+
+def test_a_datetime_at_a_bound_is_accepted(engines):
+    *_, validator = engines
+    assert validator.first_error(payment("fechaPago", "0001-01-02T00:00:00Z")) is None
