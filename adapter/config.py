@@ -33,14 +33,14 @@ Config file example::
     allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
     trusted_proxies = ["10.20.0.5/32"]   # its X-Forwarded-Proto/-Host name the WSDL's address
 
-    [callers.pmc]            # HTTP Basic or WS-Security UsernameToken
+    [callers.pmc]            # the network: HTTP Basic or WS-Security UsernameToken
     password = "change-me"
-    operations = ["ConsultarDeuda", "InformarPago"]
+    operations = ["ConsultarDeuda", "InformarPago", "ConsultarPago", "Eco"]
     empresas = ["1234"]      # optional: the billers this caller may act for
 
-    [callers.web]
+    [callers.web]            # the biller's web/app
     password = "change-me-too"
-    operations = ["AltaFactura"]
+    operations = ["AltaFactura", "ConsultarDeuda"]
 
     [empresas.1234]          # per-biller settings override the ERP ones above
     name = "Aguas del Sur"

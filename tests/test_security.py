@@ -23,7 +23,7 @@ trusted_proxies = ["127.0.0.1/32"]   # the tests play a TLS proxy with X-Forward
 
 [callers.pmc]
 password = "pmc-s3cret"
-operations = ["ConsultarDeuda", "InformarPago"]
+operations = ["ConsultarDeuda", "InformarPago", "ConsultarPago", "Eco"]
 
 [callers.web]
 password = "web-s3cret"
@@ -370,3 +370,17 @@ def test_a_security_header_for_another_actor_is_not_ours(secured, schema):
                                  "UsernameToken"
     assert post(secured, schema, payload,
                 basic("pmc", "pmc-s3cret")).field("codigoRespuesta") == "1"
+
+
+def test_eco_and_consultar_pago_go_through_the_same_authentication(secured, schema):
+    eco = envelope("Eco", [("mensaje", "ping")])
+    assert post(secured, schema, eco, action="Eco").fault_code == "soap:Client.NotAuthenticated"
+    assert post(secured, schema, eco, basic("web", "web-s3cret"),
+                action="Eco").fault_code == "soap:Client.NotAuthorized"
+    assert post(secured, schema, eco, basic("pmc", "pmc-s3cret"),
+                action="Eco").field("mensaje") == "ping"
+    inquiry = envelope("ConsultarPago", [("idEmpresa", "1234"), ("idOperacion", unique("OP"))])
+    assert post(secured, schema, inquiry, basic("web", "web-s3cret"),
+                action="ConsultarPago").fault_code == "soap:Client.NotAuthorized"
+    assert post(secured, schema, inquiry, basic("pmc", "pmc-s3cret"),
+                action="ConsultarPago").field("codigoRespuesta") == "8"

@@ -45,7 +45,8 @@ class Outcome(enum.IntEnum):
     EXPIRED = 5
     AMOUNT_MISMATCH = 6
     OPERATION_CONFLICT = 7
-    # 8, 9 and 10 are reserved for reversals
+    PAYMENT_UNKNOWN = 8  # no notice with that operation ID
+    # 9 and 10 are reserved for reversals
     FUTURE_PAYMENT = 11
 
 
@@ -231,3 +232,22 @@ def judge_debt(invoices: list[Invoice], day: date, invoice_id: str | None = None
 class PaymentAnswer:
     outcome: Outcome
     receipt_id: str
+
+
+class PaymentState(enum.Enum):
+    """What became of a stored notice."""
+
+    APPLIED = "applied"  # it paid its invoice
+    OBSERVED = "observed"  # kept for reconciliation (answered 3-6 or 11)
+    REVERSED = "reversed"  # annulled (reversals: issue 10, not yet)
+
+
+@dataclass(frozen=True)
+class PaymentStatus:
+    """The answer to "did you get operation X?": the notice as stored, or nothing."""
+
+    outcome: Outcome  # OK, or PAYMENT_UNKNOWN
+    state: PaymentState | None = None
+    notice: PaymentNotice | None = None
+    notice_outcome: Outcome | None = None  # the code the notice was answered
+    receipt_id: str | None = None

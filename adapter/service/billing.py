@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
 from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer, PaymentNotice,
-                                  business_day, judge_debt, judge_payment, merge_invoices,
+                                  PaymentStatus, business_day, judge_debt, judge_payment, merge_invoices,
                                   utcnow)
 from adapter.erp.connector import ErpConnector, ErpDirectory, ErpLookup
 from adapter.errors import ErpError
@@ -182,6 +182,13 @@ class BillingService:
             log.warning("payment %s of biller %s observed for reconciliation: %s",
                         notice.operation_id, notice.biller_id, outcome.name)
         return PaymentAnswer(outcome, receipt_id)
+
+    # -- ConsultarPago -----------------------------------------------------------------
+
+    def payment_status(self, biller_id: str, operation_id: str) -> PaymentStatus:
+        """What became of the notice of this operation: the database alone, no writes."""
+        with self._storage.unit_of_work(read_only=True) as uow:
+            return uow.payments.status(biller_id, operation_id)
 
     # -- AltaFactura -------------------------------------------------------------------
 

@@ -38,8 +38,10 @@ Canal = Unicode(max_len=30)
 Descripcion = Unicode(max_len=100)
 MensajeTicket = Unicode(max_len=40)
 MensajePantalla = Unicode(max_len=15)
-# 8-10 are reserved (reversals), so the codes are listed, not a range.
-CodigoRespuesta = Integer32(values=[0, 1, 2, 3, 4, 5, 6, 7, 11])
+# 9 and 10 are reserved (reversals), so the codes are listed, not a range.
+CodigoRespuesta = Integer32(values=[0, 1, 2, 3, 4, 5, 6, 7, 8, 11])
+EstadoPago = Unicode(values=["APLICADO", "OBSERVADO", "ANULADO"])
+MensajeEco = Unicode(max_len=100)
 Origen = Unicode(values=["BASE", "ALTA", "ERP"])
 
 
@@ -129,4 +131,37 @@ class AltaFacturaRespuesta(_Message):
     _type_info = [
         ("codigoRespuesta", required(CodigoRespuesta)),
         ("descripcion", required(Descripcion)),
+    ]
+
+
+class ConsultarPagoSolicitud(_Message):
+    _type_info = [
+        ("idEmpresa", required(IdEmpresa)),
+        ("idOperacion", required(IdOperacion)),
+    ]
+
+
+class ConsultarPagoRespuesta(_Message):
+    _type_info = [
+        ("codigoRespuesta", required(CodigoRespuesta)),
+        ("descripcion", required(Descripcion)),
+        ("estado", optional(EstadoPago)),
+        ("codigoRespuestaAviso", optional(CodigoRespuesta)),
+        ("idRecibo", optional(IdRecibo)),
+        ("importe", optional(Importe)),
+        ("moneda", optional(Moneda)),
+        ("fechaPago", optional(FechaHoraConZona)),
+    ]
+
+
+class EcoSolicitud(_Message):
+    _type_info = [
+        ("mensaje", optional(MensajeEco)),
+    ]
+
+
+class EcoRespuesta(_Message):
+    _type_info = [
+        ("mensaje", optional(MensajeEco)),
+        ("fechaHora", required(FechaHoraConZona)),
     ]

@@ -1,4 +1,4 @@
-"""Spyne's service: the three operations, translated between wire and domain.
+"""Spyne's service: the operations, translated between wire and domain.
 
 This is the one place where Spanish wire names meet English code names. The
 gateway (:mod:`adapter.soap.gateway`) has already validated the request
@@ -7,11 +7,13 @@ against the contract and checked the biller before spyne sees it.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 from spyne import Application, ServiceBase, rpc
 
-from adapter.domain.model import (Currency, DebtAnswer, DueDate, Invoice, Origin, Outcome,
-                                  PaymentAnswer, PaymentNotice)
+from adapter.domain.model import (BUSINESS_TZ, Currency, DebtAnswer, DueDate, Invoice, Origin,
+                                  Outcome, PaymentAnswer, PaymentNotice, PaymentState,
+                                  PaymentStatus)
 from adapter.errors import AdapterError, InternalError
 from adapter.service.billing import BillingService
 from adapter.soap import models as wire
@@ -28,6 +30,7 @@ DESCRIPTIONS = {
     Outcome.EXPIRED: "Factura vencida",
     Outcome.AMOUNT_MISMATCH: "El importe no coincide con el importe a pagar",
     Outcome.OPERATION_CONFLICT: "idOperacion ya recibido con otros datos",
+    Outcome.PAYMENT_UNKNOWN: "Pago inexistente",
     Outcome.FUTURE_PAYMENT: "Fecha de pago posterior a la fecha actual",
 }
 
@@ -95,6 +98,27 @@ def payment_response(answer: PaymentAnswer) -> wire.InformarPagoRespuesta:
         idRecibo=answer.receipt_id)
 
 
+STATES = {PaymentState.APPLIED: "APLICADO", PaymentState.OBSERVED: "OBSERVADO",
+          PaymentState.REVERSED: "ANULADO"}
+
+
+def payment_status_response(status: PaymentStatus) -> wire.ConsultarPagoRespuesta:
+    answer = wire.ConsultarPagoRespuesta(codigoRespuesta=int(status.outcome),
+                                         descripcion=DESCRIPTIONS[status.outcome])
+    if status.notice is not None:
+        answer.estado = STATES[status.state]
+        answer.codigoRespuestaAviso = int(status.notice_outcome)
+        answer.idRecibo = status.receipt_id
+        answer.importe = status.notice.amount
+        answer.moneda = status.notice.currency.value
+        answer.fechaPago = status.notice.paid_at
+    return answer
+
+
+def echo_response(message: str | None, now: datetime) -> wire.EcoRespuesta:
+    return wire.EcoRespuesta(mensaje=message, fechaHora=now)
+
+
 def invoice_response(outcome: Outcome) -> wire.AltaFacturaRespuesta:
     return wire.AltaFacturaRespuesta(codigoRespuesta=int(outcome),
                                      descripcion=DESCRIPTIONS[outcome])
@@ -122,6 +146,20 @@ class ServicioEmpresa(ServiceBase):
     @_errors_to_the_gateway
     def AltaFactura(ctx, request):
         return invoice_response(_billing(ctx).create_invoice(new_invoice(request)))
+
+    @rpc(wire.ConsultarPagoSolicitud, _returns=wire.ConsultarPagoRespuesta,
+         _body_style="bare", _in_message_name="ConsultarPago",
+         _out_message_name="ConsultarPagoResponse")
+    @_errors_to_the_gateway
+    def ConsultarPago(ctx, request):
+        return payment_status_response(
+            _billing(ctx).payment_status(request.idEmpresa, request.idOperacion))
+
+    @rpc(wire.EcoSolicitud, _returns=wire.EcoRespuesta,
+         _body_style="bare", _in_message_name="Eco", _out_message_name="EcoResponse")
+    @_errors_to_the_gateway
+    def Eco(ctx, request):
+        return echo_response(request.mensaje, datetime.now(BUSINESS_TZ))
 
 
 def spyne_application(billing: BillingService) -> Application:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
-                                  PaymentNotice, utcnow)
+                                  PaymentNotice, PaymentState, PaymentStatus, utcnow)
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
 from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow
@@ -181,6 +181,15 @@ class Payments:
         if row is None:
             return None
         return _notice_from_row(row), Outcome(row.response_code), row.receipt_id
+
+    def status(self, biller_id: str, operation_id: str) -> PaymentStatus:
+        """What became of this biller's notice with this operation ID, if any."""
+        row = self._tx.execute(
+            _PAYMENT_OF_OPERATION, {"k_biller": biller_id, "k_operation": operation_id}).first()
+        if row is None:
+            return PaymentStatus(Outcome.PAYMENT_UNKNOWN)
+        return PaymentStatus(Outcome.OK, PaymentState(row.status), _notice_from_row(row),
+                             Outcome(row.response_code), row.receipt_id)
 
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
             applied_invoice_pk: int | None) -> int:
