@@ -1,6 +1,7 @@
 // The end-to-end flow through a client that wsimport generated from the live
-// /soap?wsdl, with no hand edits: AltaFactura -> ConsultarDeuda -> InformarPago
-// (with idConsulta) -> replay -> ConsultarDeuda answers 2, plus a typed fault.
+// /soap?wsdl, with no hand edits: Eco -> AltaFactura -> ConsultarDeuda -> InformarPago
+// (with idConsulta) -> replay -> ConsultarDeuda answers 2 -> ConsultarPago, plus a
+// typed fault.
 //
 // Usage: java Flow <wsdl-url> <idCliente>    (exit status 0 = every check passed)
 
@@ -33,6 +34,13 @@ public class Flow {
         String invoice = "J-0001";
         DatatypeFactory types = DatatypeFactory.newInstance();
         LocalDate today = LocalDate.now(ZoneId.of("America/Argentina/Buenos_Aires"));
+
+        Holder<String> echoed = new Holder<>("hola");
+        Holder<XMLGregorianCalendar> serverTime = new Holder<>();
+        port.eco(echoed, serverTime);
+        check("hola".equals(echoed.value) && serverTime.value != null
+              && serverTime.value.getTimezone() != javax.xml.datatype.DatatypeConstants.FIELD_UNDEFINED,
+              "Eco echoes the message with the server time and its offset");
 
         Vencimientos dueDates = new Vencimientos();
         Vencimiento first = new Vencimiento();
@@ -70,6 +78,21 @@ public class Flow {
 
         port.consultarDeuda("1234", customer, null, code, description, queryId, invoices);
         check(code.value == 2, "ConsultarDeuda answers 2 once paid");
+
+        Holder<EstadoPago> state = new Holder<>();
+        Holder<Integer> noticeCode = new Holder<>();
+        Holder<BigDecimal> amount = new Holder<>();
+        Holder<Moneda> currency = new Holder<>();
+        Holder<XMLGregorianCalendar> paidAtStored = new Holder<>();
+        port.consultarPago("1234", operation, code, description, state, noticeCode, receipt,
+                           amount, currency, paidAtStored);
+        check(code.value == 0 && state.value == EstadoPago.APLICADO && noticeCode.value == 0
+              && firstReceipt.equals(receipt.value)
+              && amount.value.compareTo(new BigDecimal("1500.25")) == 0,
+              "ConsultarPago reports the payment applied, with its receipt");
+        port.consultarPago("1234", "NONE-" + customer, code, description, state, noticeCode,
+                           receipt, amount, currency, paidAtStored);
+        check(code.value == 8, "ConsultarPago answers 8 for an unknown operation");
 
         try {
             port.consultarDeuda("9999", customer, null, code, description, queryId, invoices);

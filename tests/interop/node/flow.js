@@ -1,6 +1,6 @@
 // The end-to-end flow through node-soap, with a client built only from the live
-// /soap?wsdl: AltaFactura -> ConsultarDeuda -> InformarPago (with idConsulta)
-// -> replay -> ConsultarDeuda answers 2, plus a typed fault.
+// /soap?wsdl: Eco -> AltaFactura -> ConsultarDeuda -> InformarPago (with idConsulta)
+// -> replay -> ConsultarDeuda answers 2 -> ConsultarPago, plus a typed fault.
 //
 // Usage: node flow.js <wsdl-url> <idCliente>    (exit status 0 = every check passed)
 'use strict';
@@ -26,7 +26,11 @@ async function main() {
   const client = await soap.createClientAsync(wsdl);
   const invoice = 'N-0001';
 
-  let [answer] = await client.AltaFacturaAsync({
+  let [answer] = await client.EcoAsync({ mensaje: 'hola' });
+  check(answer.mensaje === 'hola' && /[+-]\d\d:\d\d$|Z$/.test(String(answer.fechaHora)),
+        'Eco echoes the message with the server time and its offset');
+
+  [answer] = await client.AltaFacturaAsync({
     idEmpresa: '1234', idCliente: customer, idFactura: invoice, moneda: 'ARS',
     vencimientos: { vencimiento: [{ fecha: buenosAiresToday(10), importe: '980.10' }] },
     descripcion: 'Cuota Node',
@@ -54,6 +58,13 @@ async function main() {
 
   [answer] = await client.ConsultarDeudaAsync({ idEmpresa: '1234', idCliente: customer });
   check(Number(answer.codigoRespuesta) === 2, 'ConsultarDeuda answers 2 once paid');
+
+  [answer] = await client.ConsultarPagoAsync({ idEmpresa: '1234', idOperacion: payment.idOperacion });
+  check(Number(answer.codigoRespuesta) === 0 && answer.estado === 'APLICADO'
+        && answer.idRecibo === receipt && String(answer.importe) === '980.10',
+        'ConsultarPago reports the payment applied, with its receipt');
+  [answer] = await client.ConsultarPagoAsync({ idEmpresa: '1234', idOperacion: `NONE-${customer}` });
+  check(Number(answer.codigoRespuesta) === 8, 'ConsultarPago answers 8 for an unknown operation');
 
   try {
     await client.ConsultarDeudaAsync({ idEmpresa: '9999', idCliente: customer });
