@@ -27,13 +27,13 @@ def test_the_project_covers_every_operation_and_response_code():
     requests = [step for step in PROJECT.root.iter(f"{{{CON}}}testStep")
                 if step.get("type") == "request"]
     operations = {step.findtext(f"{{{CON}}}config/{{{CON}}}operation") for step in requests}
-    assert operations == {"ConsultarDeuda", "InformarPago", "AltaFactura"}
+    assert operations == {"ConsultarDeuda", "InformarPago", "AltaFactura", "ConsultarPago", "Eco"}
     codes = {a.findtext(f"{{{CON}}}configuration/content") for a in PROJECT.root.iter(f"{{{CON}}}assertion")
              if a.get("name", "").startswith("codigoRespuesta")}
-    assert codes == {str(code) for code in (*range(8), 11)}
+    assert codes == {str(code) for code in (*range(9), 11)}
     suites = {case.suite for case in CASES}
-    assert suites == {"AltaFactura", "ConsultarDeuda", "InformarPago", "Entrada invalida",
-                      "Flujo completo"}
+    assert suites == {"AltaFactura", "ConsultarDeuda", "InformarPago", "ConsultarPago y Eco",
+                      "Entrada invalida", "Flujo completo"}
 
 
 def test_the_project_caches_the_bundled_contract():
