@@ -45,7 +45,7 @@ def _serve(settings: Settings, args) -> int:
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,
                workers=settings.workers, threads=settings.threads,
-               log_level=settings.log_level, tls=tls,
+               log_level=settings.log_level, tls=tls, client_ca=settings.tls_client_ca,
                request_timeout=settings.request_timeout,
                max_request_bytes=settings.max_request_bytes,
                timeout_response=fault_envelope(RequestTimeout(

@@ -29,12 +29,14 @@ Config file example::
     # HTTPS (PEM files); unset = plain HTTP, e.g. behind a TLS-terminating proxy
     tls_cert = "/etc/pmc-adapter/cert.pem"
     tls_key = "/etc/pmc-adapter/key.pem"
+    tls_client_ca = "/etc/pmc-adapter/clients-ca.pem"   # optional: mutual TLS
     # who may call (both optional; unset = anyone, with a warning at start)
     allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
     trusted_proxies = ["10.20.0.5/32"]   # its X-Forwarded-Proto/-Host name the WSDL's address
 
     [callers.pmc]            # the network: HTTP Basic or WS-Security UsernameToken
     password = "change-me"
+    certificate = "CN=pmc.example,O=PagoMisCuentas"  # or (and) its client certificate
     operations = ["ConsultarDeuda", "InformarPago", "ConsultarPago", "Eco"]
     empresas = ["1234"]      # optional: the billers this caller may act for
 
@@ -65,7 +67,7 @@ from adapter.errors import ConfigurationError
 ENV_PREFIX = "PMC_ADAPTER_"
 DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
 BILLER_ID = re.compile(r"[0-9]{4}")
-OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key")
+OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key", "tls_client_ca")
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
@@ -123,6 +125,9 @@ class Settings:
     # HTTPS, terminated by gunicorn (both files PEM; unset = plain HTTP).
     tls_cert: str | None = None
     tls_key: str | None = None
+    # PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a caller
+    # is then known by its certificate's subject ([callers.NAME] certificate = "CN=...")
+    tls_client_ca: str | None = None
     # Who may call: client networks, and callers by name ({"password", "operations"}).
     allowed_networks: tuple[str, ...] = ()
     callers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
@@ -209,14 +214,17 @@ def load_settings(config_file: str | os.PathLike | None = None,
             raise ConfigurationError("PMC_ADAPTER_CALLERS takes name:password pairs")
         callers[name] = {"password": password}
     for name, caller in callers.items():
-        if not caller.get("password"):
-            raise ConfigurationError(f"caller {name} has no password")
+        if not caller.get("password") and not caller.get("certificate"):
+            raise ConfigurationError(f"caller {name} has no password and no certificate")
 
     networks = _networks("allowed_networks", raw.pop("allowed_networks", []))
     proxies = _networks("trusted_proxies", raw.pop("trusted_proxies", []))
 
     if bool(raw.get("tls_cert")) != bool(raw.get("tls_key")):
         raise ConfigurationError("HTTPS needs both tls_cert and tls_key")
+    if raw.get("tls_client_ca") and not raw.get("tls_cert"):
+        raise ConfigurationError("client certificates (tls_client_ca) need HTTPS: tls_cert, "
+                                 "tls_key")
 
     unknown = set(raw) - set(Settings.__dataclass_fields__)
     if unknown:

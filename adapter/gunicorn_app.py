@@ -1,6 +1,7 @@
 """Running a WSGI application under gunicorn from our own commands."""
 from __future__ import annotations
 
+import ssl
 from typing import Callable
 
 from gunicorn.app.base import BaseApplication
@@ -10,10 +11,13 @@ from adapter.gunicorn_worker import BufferingWorker
 
 def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads: int = 1,
                log_level: str = "info", timeout: int = 60,
-               tls: tuple[str, str] | None = None, request_timeout: float = 10.0,
+               tls: tuple[str, str] | None = None, client_ca: str | None = None,
+               request_timeout: float = 10.0,
                max_request_bytes: int = 64 * 1024, timeout_response: bytes = b"") -> None:
     """Serve the app ``load()`` returns (called in each worker) until gunicorn stops;
-    with ``tls`` = (certificate, key) PEM files, over HTTPS.
+    with ``tls`` = (certificate, key) PEM files, over HTTPS; with ``client_ca`` too (a PEM
+    bundle), clients may present a certificate of those CAs (one that does not verify
+    fails the handshake), whose subject the app finds in the environ.
 
     Each request is read whole by the worker's event loop before a thread runs
     the app (:mod:`adapter.gunicorn_worker`), so slow or idle clients hold no
@@ -53,6 +57,10 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             if tls is not None:
                 self.cfg.set("certfile", tls[0])
                 self.cfg.set("keyfile", tls[1])
+            if client_ca is not None:
+                self.cfg.set("ca_certs", client_ca)
+                # optional: callers with passwords need no certificate
+                self.cfg.set("cert_reqs", ssl.CERT_OPTIONAL)
 
         def load(self):
             return load()

@@ -33,6 +33,7 @@ import re
 import selectors
 import socket
 import ssl
+import threading
 import time
 from functools import partial
 
@@ -40,6 +41,8 @@ from gunicorn import http, util
 from gunicorn.http.errors import LimitRequestHeaders, NoMoreData
 from gunicorn.sock import ssl_context
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
+
+from adapter.soap.transport import CLIENT_SUBJECT, certificate_subject
 
 #: Longest request head (request line and headers) read before giving up on it.
 HEAD_LIMIT = 16 * 1024
@@ -64,6 +67,8 @@ LINGER_BYTES = 64 * 1024
 MIN_SEND_TIMEOUT = 30.0
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+# the client certificate's subject of the request this thread runs
+_PEER = threading.local()
 
 # What RequestFraming.feed says about the buffer.
 INCOMPLETE = "incomplete"
@@ -362,7 +367,22 @@ class BufferingWorker(ThreadWorker):
 
     # -- the thread ----------------------------------------------------------------
 
+    def load_wsgi(self):
+        super().load_wsgi()
+        app = self.wsgi
+
+        def with_client_certificate(environ, start_response):
+            subject = getattr(_PEER, "subject", None)
+            if subject is not None:
+                environ[CLIENT_SUBJECT] = subject
+            return app(environ, start_response)
+
+        self.wsgi = with_client_certificate
+
     def handle_request(self, req, conn):
+        # The verified client certificate, if any, for the app (gunicorn's environ has none).
+        _PEER.subject = certificate_subject(conn.sock.getpeercert()) \
+            if isinstance(conn.sock, ssl.SSLSocket) else None
         # handle() made the socket blocking without a timeout: bound the writes.
         conn.sock.settimeout(self.send_timeout)
         # The body is here already: a 100 Continue now would be late (and perhaps a second one).

@@ -61,16 +61,19 @@ def _not_soap_method() -> _Reply:
                   b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
 
 
-def _fault_reply(error: AdapterError, operation: Operation | None = None) -> _Reply:
-    """The fault for ``error``; the adapter's own failures are logged under an error ID."""
+def _fault_reply(error: AdapterError, operation: Operation | None = None,
+                 client: str | None = None) -> _Reply:
+    """The fault for ``error``; the adapter's own failures are logged under an error ID,
+    refusals with the client's address (an authentication's reason is logged by the guard,
+    never a secret)."""
     error_id = None
     if is_internal(error):
         error_id = uuid.uuid4().hex[:12]
         log.error("error %s in %s: %s: %s", error_id, operation.name if operation else "request",
                   error.fault_code, error, exc_info=error if error.__traceback__ else None)
     else:
-        log.warning("refused %s: %s %s", operation.name if operation else "request",
-                    error.fault_code, error)
+        log.warning("refused %s from %s: %s %s", operation.name if operation else "request",
+                    client or "an unknown address", error.fault_code, error)
     # SOAP 1.1 over HTTP: a fault travels with status 500.
     return _reply("500 Internal Server Error", fault_envelope(error, error_id), XML_CONTENT_TYPE)
 
@@ -176,7 +179,7 @@ class Gateway:
             self._check_response(ctx.out_document, operation)
             payload = self._dispatch.to_bytes(ctx)
         except AdapterError as error:
-            return _fault_reply(error, operation)
+            return _fault_reply(error, operation, environ.get("REMOTE_ADDR"))
         log.info("%s answered in %.1f ms", operation.name, (time.perf_counter() - started) * 1e3)
         return _reply("200 OK", payload, XML_CONTENT_TYPE)
 

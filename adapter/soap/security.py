@@ -56,13 +56,14 @@ AUTHENTICATION_FAILED = "authentication failed: unknown caller, wrong password o
 @dataclass(frozen=True)
 class Caller:
     name: str
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)  # None: known by its certificate only
     operations: frozenset[str] | None = None  # None: every operation
     billers: frozenset[str] | None = None  # None: every biller served
+    certificate: str | None = None  # the subject of its client certificate (mutual TLS)
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+def _same(a: str, b: str | None) -> bool:
+    return b is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
 def _failed(reason: str) -> NotAuthenticated:
@@ -93,6 +94,8 @@ class Guard:
         """``first_use`` remembers nonces (without it, no PasswordDigest is accepted);
         ``tls_at_proxy``: every request reached a TLS-terminating proxy before us."""
         self._callers = callers
+        self._by_certificate = {caller.certificate: caller for caller in callers.values()
+                                if caller.certificate}
         self._networks = transport.networks(networks)
         self._skew = clock_skew
         self._window = digest_window
@@ -118,7 +121,13 @@ class Guard:
                 if bad:
                     raise ConfigurationError(f"caller {name}: biller numbers are 4 digits, "
                                              f"got {', '.join(bad)}")
-            callers[name] = Caller(name, str(entry["password"]), allowed, billers)
+            password = entry.get("password")
+            callers[name] = Caller(name, None if password is None else str(password), allowed,
+                                   billers, entry.get("certificate"))
+        if any(caller.certificate for caller in callers.values()) \
+                and not settings.tls_client_ca:
+            raise ConfigurationError("callers known by a certificate need tls_client_ca (and "
+                                     "HTTPS): no client certificate is asked for otherwise")
         return cls(callers, list(settings.allowed_networks),
                    timedelta(seconds=settings.clock_skew),
                    digest_window=timedelta(seconds=settings.wss_window), first_use=first_use,
@@ -147,6 +156,13 @@ class Guard:
         if len(security) > 1:
             raise NotAuthenticated("more than one wsse:Security header for this service")
         token = self._check_security(security[0]) if security else None
+        by_certificate = self._by_certificate.get(environ.get(transport.CLIENT_SUBJECT))
+        if by_certificate is not None:
+            # the TLS handshake verified it; a token beside it must name the same caller
+            if token is not None and self._by_token(token, environ) is not by_certificate:
+                raise _failed(f"client certificate of {by_certificate.name} with another "
+                              "caller's UsernameToken")
+            return by_certificate
         if token is not None:
             return self._by_token(token, environ)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
@@ -199,6 +215,9 @@ class Guard:
         if password is None:
             raise _failed(f"UsernameToken of {caller.name} without a Password")
         given = password.text or ""
+        if caller.password is None:
+            raise _failed(f"UsernameToken of {caller.name}, who has no password (a client "
+                          "certificate only)")
         if password.get("Type") != DIGEST:
             if not (self._tls_at_proxy
                     or transport.client_scheme(environ, self._proxies) == "https"):

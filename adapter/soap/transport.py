@@ -126,3 +126,29 @@ def public_address(environ: dict, trusted_proxies: list) -> str:
     if not _HOST.fullmatch(host):  # never advertise what the client made up
         host = f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
     return f"{scheme}://{host}"
+
+
+# The subject of the client certificate the TLS handshake verified, as the server
+# (adapter.gunicorn_worker) puts it in the WSGI environ: "CN=pmc.example,O=PMC" (RFC 4514
+# order and escaping). Absent without one.
+CLIENT_SUBJECT = "pmc_adapter.client_subject"
+
+_SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+                "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+                "domainComponent": "DC", "streetAddress": "STREET", "userId": "UID"}
+
+
+def certificate_subject(peer_certificate: dict | None) -> str | None:
+    """The subject of a certificate as ``ssl.SSLSocket.getpeercert()`` gives it, written
+    as a distinguished name (``CN=pmc.example,O=PagoMisCuentas``); None without one."""
+    if not peer_certificate or not peer_certificate.get("subject"):
+        return None
+
+    def escaped(value: str) -> str:
+        value = "".join(f"\\{c}" if c in ',+"\\<>;=' else c for c in value)
+        return ("\\" + value if value[:1] in (" ", "#") else value)
+
+    return ",".join("+".join(f"{_SHORT_NAMES.get(name, name)}={escaped(value)}"
+                             for name, value in rdn)
+                    for rdn in peer_certificate["subject"])
+
