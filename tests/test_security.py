@@ -97,8 +97,9 @@ def test_ws_security_with_a_wrong_password_is_refused(secured, digest):
 
 
 def digest_token(created: datetime, nonce: bytes | None = None, name: str = "pmc",
-                 password: str = "pmc-s3cret") -> str:
-    """A wsse:Security header with a PasswordDigest UsernameToken, as the profile says."""
+                 password: str = "pmc-s3cret", nonce_text: str | None = None) -> str:
+    """A wsse:Security header with a PasswordDigest UsernameToken, as the profile says
+    (``nonce_text``: another base64 spelling of ``nonce`` to send)."""
     nonce = os.urandom(16) if nonce is None else nonce
     created_text = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     digest = base64.b64encode(hashlib.sha1(nonce + created_text.encode()
@@ -109,7 +110,7 @@ def digest_token(created: datetime, nonce: bytes | None = None, name: str = "pmc
             f'soap:mustUnderstand="1"><wsse:UsernameToken><wsse:Username>{name}</wsse:Username>'
             '<wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-'
             f'username-token-profile-1.0#PasswordDigest">{digest.decode()}</wsse:Password>'
-            f'<wsse:Nonce>{base64.b64encode(nonce).decode()}</wsse:Nonce>'
+            f'<wsse:Nonce>{nonce_text or base64.b64encode(nonce).decode()}</wsse:Nonce>'
             f'<wsu:Created>{created_text}</wsu:Created></wsse:UsernameToken></wsse:Security>'
             '</soap:Header>')
 
@@ -137,6 +138,18 @@ def test_a_replayed_password_digest_is_refused_and_writes_nothing(secured, schem
     assert secured.database.counts() == before
     assert secured.database.count("debt_queries", customer_id=customer) == 1
     assert "replayed" in secured.log()
+
+
+def test_a_nonce_is_the_same_nonce_in_another_base64_spelling(secured, schema):
+    now = datetime.now(timezone.utc)
+    nonce = os.urandom(15) + b"A"  # 16 bytes: the last base64 group carries 4 unused bits
+    canonical = base64.b64encode(nonce).decode()
+    other = canonical[:-3] + chr(ord(canonical[-3]) + 1) + "=="
+    assert other != canonical and base64.b64decode(other) == nonce
+    assert post(secured, schema, with_header(digest_token(now, nonce))) \
+        .field("codigoRespuesta") == "1"
+    replayed = post(secured, schema, with_header(digest_token(now, nonce, nonce_text=other)))
+    assert replayed.fault_code == "soap:Client.NotAuthenticated"
 
 
 def test_a_digest_with_a_wrong_password_does_not_spend_the_nonce(secured, schema):

@@ -226,35 +226,36 @@ class Guard:
             if not _same(given, caller.password):
                 raise _failed(f"wrong UsernameToken password for {caller.name}")
             return caller
-        nonce, created = self._fresh_nonce(token, caller)
-        digest = hashlib.sha1(base64.b64decode(nonce) + created.encode()
-                              + caller.password.encode()).digest()
+        raw_nonce, created = self._fresh_nonce(token, caller)
+        digest = hashlib.sha1(raw_nonce + created.encode() + caller.password.encode()).digest()
         if not _same(given, base64.b64encode(digest).decode()):
             raise _failed(f"wrong UsernameToken password for {caller.name}")
-        # only a proven token spends its nonce: nobody else can burn a caller's nonces
-        if self._first_use is None or not self._first_use(caller.name, nonce,
-                               _instant(created, "Created") + self._window):
+        # Only a proven token spends its nonce (nobody else can burn a caller's nonces),
+        # remembered by its bytes: another base64 spelling of them is the same nonce.
+        nonce = base64.b64encode(raw_nonce).decode()
+        if self._first_use is None or not self._first_use(
+                caller.name, nonce, _instant(created, "Created") + self._window):
             raise _failed(f"PasswordDigest of {caller.name} replayed (Nonce {nonce[:24]} "
                           "seen before)")
         return caller
 
-    def _fresh_nonce(self, token: etree._Element, caller: Caller) -> tuple[str, str]:
-        """The token's Nonce (base64, as sent) and Created, once both are valid and
-        Created is within the window of now."""
-        nonce = (token.findtext(f"{{{WSSE_NS}}}Nonce") or "").strip()
-        created = (token.findtext(f"{{{WSU_NS}}}Created") or "").strip()
+    def _fresh_nonce(self, token: etree._Element, caller: Caller) -> tuple[bytes, str]:
+        """The token's Nonce (decoded) and Created (as sent: the digest covers that text),
+        once both are valid and Created is within the window of now."""
+        nonce = token.findtext(f"{{{WSSE_NS}}}Nonce") or ""
+        created = token.findtext(f"{{{WSU_NS}}}Created") or ""
         try:
-            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(created.strip().replace("Z", "+00:00"))
             raw_nonce = base64.b64decode(nonce, validate=True)
         except (ValueError, binascii.Error):
             raise _failed(f"PasswordDigest of {caller.name} without a valid Nonce "
                           "and Created") from None
-        if not raw_nonce or len(nonce) > 128:
+        if not raw_nonce or len(raw_nonce) > 96:
             raise _failed(f"PasswordDigest of {caller.name} with an empty or oversized Nonce")
         if when.tzinfo is None or abs(datetime.now(timezone.utc) - when) > self._window:
             raise _failed(f"PasswordDigest of {caller.name} created {created}, "
                           f"not within {self._window.total_seconds():g} s of now")
-        return nonce, created
+        return raw_nonce, created
 
     @staticmethod
     def authorize(caller: Caller | None, operation: str) -> None:
