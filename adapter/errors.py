@@ -88,6 +88,11 @@ class AddressNotAllowed(ClientError):
 class NotAuthenticated(ClientError):
     fault_code = "Client.NotAuthenticated"
 
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        # why, for the log only: the caller gets the same message whatever the reason
+        self.reason = reason
+
 
 class NotAuthorized(ClientError):
     fault_code = "Client.NotAuthorized"

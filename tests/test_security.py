@@ -367,8 +367,10 @@ def test_a_password_text_over_plain_http_is_refused(secured, schema):
     assert reply.fault_code == "soap:Client.NotAuthenticated"
     assert reply.fault_string == AUTHENTICATION_FAILED
     assert secured.database.counts() == before
-    assert "PasswordText of pmc over plain HTTP" in secured.log()
-    assert "pmc-s3cret" not in secured.log()  # the reason, never the secret
+    (line,) = [line for line in secured.log().splitlines()
+               if "PasswordText of pmc over plain HTTP" in line]
+    assert "refused request from 127.0.0.1: Client.NotAuthenticated" in line  # one line:
+    assert "pmc-s3cret" not in secured.log()  # address, caller and reason; never the secret
     # the same token, through the trusted TLS proxy
     assert post(secured, schema, with_security(token("pmc", "pmc-s3cret")),
                 headers=VIA_TLS).field("codigoRespuesta") == "1"

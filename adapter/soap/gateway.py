@@ -64,16 +64,18 @@ def _not_soap_method() -> _Reply:
 def _fault_reply(error: AdapterError, operation: Operation | None = None,
                  client: str | None = None) -> _Reply:
     """The fault for ``error``; the adapter's own failures are logged under an error ID,
-    refusals with the client's address (an authentication's reason is logged by the guard,
-    never a secret)."""
+    refusals in one line with the client's address and, for an authentication, the caller
+    and the reason (never a secret)."""
     error_id = None
     if is_internal(error):
         error_id = uuid.uuid4().hex[:12]
         log.error("error %s in %s: %s: %s", error_id, operation.name if operation else "request",
                   error.fault_code, error, exc_info=error if error.__traceback__ else None)
     else:
-        log.warning("refused %s from %s: %s %s", operation.name if operation else "request",
-                    client or "an unknown address", error.fault_code, error)
+        reason = getattr(error, "reason", None)  # an authentication's, for the log only
+        log.warning("refused %s from %s: %s %s%s", operation.name if operation else "request",
+                    client or "an unknown address", error.fault_code, error,
+                    f" ({reason})" if reason else "")
     # SOAP 1.1 over HTTP: a fault travels with status 500.
     return _reply("500 Internal Server Error", fault_envelope(error, error_id), XML_CONTENT_TYPE)
 

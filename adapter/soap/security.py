@@ -67,8 +67,9 @@ def _same(a: str, b: str | None) -> bool:
 
 
 def _failed(reason: str) -> NotAuthenticated:
-    log.warning("authentication refused: %s", reason)
-    return NotAuthenticated(AUTHENTICATION_FAILED)
+    """The one answer every credential failure gets; the reason (the caller, what was
+    wrong, never the secret) goes to the log with the refusal."""
+    return NotAuthenticated(AUTHENTICATION_FAILED, reason)
 
 
 def _instant(text: str | None, what: str) -> datetime:
