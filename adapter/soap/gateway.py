@@ -39,8 +39,6 @@ from adapter.soap.validation import ContractValidator, contract_validator
 log = logging.getLogger(__name__)
 
 SOAP_PATH = "/soap"
-# operations that act for no biller (the contract gives them no idEmpresa)
-BILLERLESS = frozenset({"Eco"})
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 
 
@@ -214,7 +212,7 @@ class Gateway:
         self._validator.canonicalise(request)
 
         biller = request.findtext(f"{{{self._namespace}}}idEmpresa")
-        if biller is None and operation.name in BILLERLESS:
+        if biller is None:  # valid without one: an operation that acts for no biller (Eco)
             return operation, request
         if not self._settings.serves(biller):
             raise UnknownBiller(f"idEmpresa {biller} is not served by this adapter")
