@@ -227,22 +227,23 @@ class Guard:
             if not _same(given, caller.password):
                 raise _failed(f"wrong UsernameToken password for {caller.name}")
             return caller
-        raw_nonce, created = self._fresh_nonce(token, caller)
+        raw_nonce, created, when = self._fresh_nonce(token, caller)
         digest = hashlib.sha1(raw_nonce + created.encode() + caller.password.encode()).digest()
         if not _same(given, base64.b64encode(digest).decode()):
             raise _failed(f"wrong UsernameToken password for {caller.name}")
         # Only a proven token spends its nonce (nobody else can burn a caller's nonces),
         # remembered by its bytes: another base64 spelling of them is the same nonce.
         nonce = base64.b64encode(raw_nonce).decode()
-        if self._first_use is None or not self._first_use(
-                caller.name, nonce, _instant(created, "Created") + self._window):
+        if self._first_use is None or not self._first_use(caller.name, nonce,
+                                                          when + self._window):
             raise _failed(f"PasswordDigest of {caller.name} replayed (Nonce {nonce[:24]} "
                           "seen before)")
         return caller
 
-    def _fresh_nonce(self, token: etree._Element, caller: Caller) -> tuple[bytes, str]:
-        """The token's Nonce (decoded) and Created (as sent: the digest covers that text),
-        once both are valid and Created is within the window of now."""
+    def _fresh_nonce(self, token: etree._Element,
+                     caller: Caller) -> tuple[bytes, str, datetime]:
+        """The token's Nonce (decoded), Created (as sent: the digest covers that text) and
+        its instant, once both are valid and Created is within the window of now."""
         nonce = token.findtext(f"{{{WSSE_NS}}}Nonce") or ""
         created = token.findtext(f"{{{WSU_NS}}}Created") or ""
         try:
@@ -256,7 +257,7 @@ class Guard:
         if when.tzinfo is None or abs(datetime.now(timezone.utc) - when) > self._window:
             raise _failed(f"PasswordDigest of {caller.name} created {created}, "
                           f"not within {self._window.total_seconds():g} s of now")
-        return raw_nonce, created
+        return raw_nonce, created, when
 
     @staticmethod
     def authorize(caller: Caller | None, operation: str) -> None:
