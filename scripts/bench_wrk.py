@@ -41,7 +41,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,8 +54,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import requests
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import free_port, fresh_postgres_database  # noqa: E402  (the tests' own helpers)
+
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 BILLER = "1234"
 AMOUNT = "1500.00"
@@ -164,12 +167,6 @@ end
 
 # -- small helpers --------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def ensure_wrk() -> str:
     """The path of wrk, installed with apt-get when missing."""
     found = shutil.which("wrk")
@@ -189,12 +186,16 @@ def soap_body(operation: str, fields: str) -> bytes:
     return f"{SOAP_PREFIX}<p:{operation}>{fields}</p:{operation}>{SOAP_SUFFIX}".encode()
 
 
+def worker_pids(master_pid: int) -> list[str]:
+    """The gunicorn workers: the master's children."""
+    return subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
+                          text=True).stdout.split()
+
+
 def server_cpu_seconds(master_pid: int) -> float:
     """CPU time (user + system) used so far by the master and its workers, in seconds."""
-    pids = [str(master_pid)] + subprocess.run(["pgrep", "-P", str(master_pid)],
-                                              capture_output=True, text=True).stdout.split()
     ticks = 0
-    for pid in pids:
+    for pid in [str(master_pid), *worker_pids(master_pid)]:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
@@ -202,10 +203,9 @@ def server_cpu_seconds(master_pid: int) -> float:
 
 
 def worker_rss_mib(master_pid: int) -> float:
-    """Sum of VmRSS of the gunicorn workers (the master's children), in MiB."""
-    children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True)
+    """Sum of VmRSS of the gunicorn workers, in MiB."""
     total_kib = 0
-    for pid in children.stdout.split():
+    for pid in worker_pids(master_pid):
         with contextlib.suppress(FileNotFoundError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -295,26 +295,16 @@ def stop(process: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def postgres_database(server_url: str):
     """A new database on server_url's server (its URL), dropped at the end; None if no answer."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    name = f"pmc_bench_wrk_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        print(f"PostgreSQL skipped: {server_url} did not answer ({error.__class__.__name__})")
-        admin.dispose()
-        yield None
-        return
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        print(f"dropped PostgreSQL database {name}")
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(
+                fresh_postgres_database(server_url, f"pmc_bench_wrk_{os.getpid()}"))
+        except Exception as error:
+            print(f"PostgreSQL skipped: {server_url} did not answer ({error.__class__.__name__})")
+            yield None
+            return
+        yield url
+    print(f"dropped PostgreSQL database {make_url(url).database}")
 
 
 # -- seeding --------------------------------------------------------------------
