@@ -813,19 +813,27 @@ class Mutator:
         return self.rng.choice(choices) if choices else (None, None)
 
     def with_value(self, kind, what, value, expect, accept=lambda spec: True):
+        def made(simple):
+            new = value(simple) if callable(value) else value
+            if new is None:
+                return None
+            return new, expect(simple, new) if callable(expect) else expect
+        return self.with_made(kind, made, accept, f": {what}")
+
+    def with_made(self, kind, make, accept=lambda spec: True, what=""):
+        """A copy of the message with the value of one leaf ``accept`` takes replaced by
+        ``make(simple)`` -> (value, expected verdict), or None when it makes nothing."""
         path, spec = self.leaf(accept)
         if spec is None:
             return None
-        if callable(value):
-            value = value(spec.simple)
-            if value is None:
-                return None
-        if callable(expect):
-            expect = expect(spec.simple, value)
+        made = make(spec.simple)
+        if made is None:
+            return None
+        value, expect = made
         root = self.copy()
         target = node_at(root, path)
         target.text = value
-        return Case(kind, f"{spec.name} ({spec.simple.name}) = {value!r}: {what}", root, expect,
+        return Case(kind, f"{spec.name} ({spec.simple.name}) = {value!r}{what}", root, expect,
                     target, spec.simple, spec)
 
     # facets: lengths, bounds, digits -- just past the boundary, and on it
@@ -985,18 +993,7 @@ class Mutator:
             return changed, (False if not simple.collapses or changed.strip(XML_WS) not in listed
                              else None)
 
-        path, spec = self.leaf(lambda s: s.enumeration is not None)
-        if spec is None:
-            return None
-        made = mutate(spec.simple)
-        if made is None:
-            return None
-        value, expect = made
-        root = self.copy()
-        target = node_at(root, path)
-        target.text = value
-        return Case("enumerations", f"{spec.name} ({spec.simple.name}) = {value!r}", root, expect,
-                    target, spec.simple, spec)
+        return self.with_made("enumerations", mutate, lambda s: s.enumeration is not None)
 
     # order
 
@@ -1137,18 +1134,7 @@ class Mutator:
                     r.match(value) for r in simple.regexes) else None)
             return None
 
-        path, spec = self.leaf(lambda s: s.primitive != "string")
-        if spec is None:
-            return None
-        made = broken(spec.simple)
-        if made is None:
-            return None
-        value, expect = made
-        root = self.copy()
-        target = node_at(root, path)
-        target.text = value
-        return Case("types", f"{spec.name} ({spec.simple.name}) = {value!r}", root, expect, target,
-                    spec.simple, spec)
+        return self.with_made("types", broken, lambda s: s.primitive != "string")
 
     # namespaces
 
