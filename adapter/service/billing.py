@@ -144,15 +144,14 @@ class BillingService:
     def _replay_answer(uow, notice: PaymentNotice) -> PaymentAnswer | None:
         # Operation IDs are PMC's per biller: only this biller's notice can be replayed
         # (or contradicted) here, so no answer ever carries another biller's receipt.
-        stored = uow.payments.by_operation(notice.biller_id, notice.operation_id)
-        if stored is None:
+        stored = uow.payments.status(notice.biller_id, notice.operation_id)
+        if stored.notice is None:
             return None
-        first_notice, first_outcome, receipt_id = stored
-        if first_notice.same_as(notice):
-            return PaymentAnswer(first_outcome, receipt_id)
+        if stored.notice.same_as(notice):
+            return PaymentAnswer(stored.notice_outcome, stored.receipt_id)
         log.warning("operation %s of biller %s received again with different data",
                     notice.operation_id, notice.biller_id)
-        return PaymentAnswer(Outcome.OPERATION_CONFLICT, receipt_id)
+        return PaymentAnswer(Outcome.OPERATION_CONFLICT, stored.receipt_id)
 
     def _record_payment_once(self, notice: PaymentNotice,
                              from_erp: Invoice | None) -> PaymentAnswer:

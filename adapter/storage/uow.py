@@ -171,19 +171,10 @@ class Payments:
     def __init__(self, transaction: _Transaction):
         self._tx = transaction
 
-    def by_operation(self, biller_id: str,
-                     operation_id: str) -> tuple[PaymentNotice, Outcome, str] | None:
-        """The notice stored for this biller with this operation ID, its outcome and
-        receipt. (PMC numbers operations per biller: another biller's notice with the
-        same operation ID is another payment.)"""
-        row = self._tx.execute(
-            _PAYMENT_OF_OPERATION, {"k_biller": biller_id, "k_operation": operation_id}).first()
-        if row is None:
-            return None
-        return _notice_from_row(row), Outcome(row.response_code), row.receipt_id
-
     def status(self, biller_id: str, operation_id: str) -> PaymentStatus:
-        """What became of this biller's notice with this operation ID, if any."""
+        """What became of this biller's notice with this operation ID, if any. (PMC
+        numbers operations per biller: another biller's notice with the same operation
+        ID is another payment.)"""
         row = self._tx.execute(
             _PAYMENT_OF_OPERATION, {"k_biller": biller_id, "k_operation": operation_id}).first()
         if row is None:
