@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
-                                  business_day, judge_debt, judge_payment, money)
+                                  ReversalNotice, business_day, judge_debt, judge_payment,
+                                  judge_reversal, money, reversal_deadline)
 from adapter.errors import InvalidInvoice
 
 D1, D2, D3 = date(2026, 3, 10), date(2026, 3, 20), date(2026, 3, 31)
@@ -137,3 +138,77 @@ def test_a_replay_is_the_same_notice_at_the_same_instant():
     assert first.same_as(utc_spelling)
     assert not first.same_as(notice("100.01", ba(D1)))
     assert not first.same_as(notice("100", ba(D1, hour=13)))
+
+
+# -- reversals --------------------------------------------------------------------------
+
+def _payment(paid_at: datetime, **changes) -> PaymentNotice:
+    fields = dict(biller_id="1234", operation_id="OP-1", customer_id="C1", invoice_id="F1",
+                  amount=Decimal("100.00"), currency=Currency.ARS, paid_at=paid_at)
+    return PaymentNotice(**{**fields, **changes})
+
+
+def _reversal(**changes) -> ReversalNotice:
+    fields = dict(biller_id="1234", operation_id="OP-1", customer_id="C1", invoice_id="F1",
+                  amount=Decimal("100.00"), currency=Currency.ARS,
+                  reversed_at=datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc))
+    return ReversalNotice(**{**fields, **changes})
+
+
+BA = timezone(timedelta(hours=-3))  # Buenos Aires' offset, for writing instants
+
+
+def test_the_reversal_window_closes_at_the_cutoff_hour_of_the_payments_business_day():
+    # 23:30 in Buenos Aires is already the next day in UTC: the day is Buenos Aires'
+    paid = datetime(2026, 11, 26, 23, 30, tzinfo=BA)
+    assert reversal_deadline(paid, 24) == datetime(2026, 11, 27, 0, 0, tzinfo=BA)
+    assert reversal_deadline(paid, 21) == datetime(2026, 11, 26, 21, 0, tzinfo=BA)
+    assert reversal_deadline(paid, 0) == datetime(2026, 11, 26, 0, 0, tzinfo=BA)
+    # the same instant, written in UTC, has the same day and deadline
+    assert reversal_deadline(paid.astimezone(timezone.utc), 24) == \
+        datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
+    for hour in (-1, 25):
+        with pytest.raises(ValueError):
+            reversal_deadline(paid, hour)
+
+
+@pytest.mark.parametrize("received, cutoff, outcome", [
+    (datetime(2026, 11, 26, 18, 0, tzinfo=BA), 24, Outcome.OK),
+    (datetime(2026, 11, 26, 23, 59, 59, tzinfo=BA), 24, Outcome.OK),
+    (datetime(2026, 11, 27, 0, 0, tzinfo=BA), 24, Outcome.OK),  # the deadline itself
+    (datetime(2026, 11, 27, 0, 0, 1, tzinfo=BA), 24, Outcome.REVERSAL_NOT_ALLOWED),
+    (datetime(2026, 11, 26, 21, 0, 1, tzinfo=BA), 21, Outcome.REVERSAL_NOT_ALLOWED),
+    (datetime(2026, 11, 26, 20, 59, tzinfo=BA), 21, Outcome.OK),
+    # a reversal that came before its payment's time is inside the window
+    (datetime(2026, 11, 26, 9, 0, tzinfo=BA), 24, Outcome.OK),
+])
+def test_a_reversal_is_judged_by_when_it_reached_us(received, cutoff, outcome):
+    payment = _payment(datetime(2026, 11, 26, 10, 0, tzinfo=BA))
+    assert judge_reversal(_reversal(), payment, received_at=received,
+                          cutoff_hour=cutoff) is outcome
+
+
+@pytest.mark.parametrize("change", [
+    dict(customer_id="C2"), dict(invoice_id="F2"), dict(amount=Decimal("100.01")),
+    dict(currency=Currency.USD)])
+def test_a_reversal_with_other_data_than_its_payment_is_a_mismatch_even_in_time(change):
+    payment = _payment(datetime(2026, 11, 26, 10, 0, tzinfo=BA))
+    late = datetime(2026, 11, 28, 10, 0, tzinfo=BA)
+    assert judge_reversal(_reversal(**change), payment, received_at=late,
+                          cutoff_hour=24) is Outcome.REVERSAL_MISMATCH
+
+
+def test_a_reversal_without_its_payment_is_payment_unknown():
+    assert judge_reversal(_reversal(), None, received_at=datetime.now(timezone.utc),
+                          cutoff_hour=24) is Outcome.PAYMENT_UNKNOWN
+
+
+def test_a_reversal_needs_aware_times_and_its_reason_is_part_of_a_replay():
+    with pytest.raises(ValueError):
+        _reversal(reversed_at=datetime(2026, 11, 26, 15, 0))
+    with pytest.raises(ValueError):
+        judge_reversal(_reversal(), None, received_at=datetime(2026, 11, 26), cutoff_hour=24)
+    assert _reversal().same_as(_reversal(
+        reversed_at=datetime(2026, 11, 26, 12, 0, tzinfo=BA)))  # the same instant
+    assert not _reversal().same_as(_reversal(reason="duplicado"))
+    assert _reversal(amount=Decimal("100")).amount == Decimal("100.00")

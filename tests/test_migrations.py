@@ -8,13 +8,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import column, create_engine, insert, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapter.storage.db import MIGRATIONS, make_engine, upgrade_schema
-from adapter.storage.orm import Base, ForwardRow, InvoiceRow, PaymentRow
+from adapter.storage.orm import Base, ForwardRow, InvoiceRow, PaymentRow, UtcDateTime
 
 
 def fresh_database(database_url: str, tmp_path) -> str:
@@ -40,7 +40,7 @@ def test_migrations_build_the_models_schema_and_run_once(database_url, tmp_path)
     url = fresh_database(database_url, tmp_path)
     engine = make_engine(url)
     try:
-        assert upgrade_schema(engine) == ["0001", "0002", "0003"]
+        assert upgrade_schema(engine) == ["0001", "0002", "0003", "0004"]
         assert upgrade_schema(engine) == []  # up to date: nothing to do
         with engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(
@@ -78,19 +78,24 @@ def test_0002_keeps_stored_payments_and_their_outbox(database_url, tmp_path):
                                  received_at=now)
             session.add(payment)
             session.flush()
-            session.add(ForwardRow(payment_pk=payment.pk, status="pending", attempts=0,
-                                   next_attempt_at=now, created_at=now))
+            # the outbox row as 0001 knew it (ForwardRow is the latest schema's)
+            old_forwards = table("erp_forwards", column("payment_pk"), column("status"),
+                                 column("attempts"), column("next_attempt_at", UtcDateTime()),
+                                 column("created_at", UtcDateTime()))
+            session.execute(insert(old_forwards).values(
+                payment_pk=payment.pk, status="pending", attempts=0, next_attempt_at=now,
+                created_at=now))
             session.commit()
             before = session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
                                             PaymentRow.amount, PaymentRow.paid_at)).all()
 
-        assert upgrade_schema(engine) == ["0002", "0003"]
+        assert upgrade_schema(engine) == ["0002", "0003", "0004"]
 
         with Session(engine) as session:
             assert session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
                                           PaymentRow.amount, PaymentRow.paid_at)).all() == before
-            assert session.execute(select(ForwardRow.payment_pk)).scalars().all() == \
-                [before[0].pk]
+            assert session.execute(select(ForwardRow.payment_pk, ForwardRow.kind)).all() == \
+                [(before[0].pk, "payment")]
             session.add(PaymentRow(operation_id="OP-1", receipt_id="R-2", biller_id="5678",
                                    customer_id="C1", invoice_id="F1", amount=Decimal("10.00"),
                                    currency="ARS", paid_at=now, status="observed",

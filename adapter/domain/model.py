@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -46,7 +46,8 @@ class Outcome(enum.IntEnum):
     AMOUNT_MISMATCH = 6
     OPERATION_CONFLICT = 7
     PAYMENT_UNKNOWN = 8  # no notice with that operation ID
-    # 9 and 10 are reserved for reversals
+    REVERSAL_NOT_ALLOWED = 9  # outside the reversal window
+    REVERSAL_MISMATCH = 10  # the reversal's data differs from the payment it names
     FUTURE_PAYMENT = 11
 
 
@@ -239,7 +240,7 @@ class PaymentState(enum.Enum):
 
     APPLIED = "applied"  # it paid its invoice
     OBSERVED = "observed"  # kept for reconciliation (answered 3-6 or 11)
-    REVERSED = "reversed"  # annulled (reversals: issue 10, not yet)
+    REVERSED = "reversed"  # annulled by a reversal (its invoice, if it paid one, is open again)
 
 
 @dataclass(frozen=True)
@@ -251,3 +252,93 @@ class PaymentStatus:
     notice: PaymentNotice | None = None
     notice_outcome: Outcome | None = None  # the code the notice was answered
     receipt_id: str | None = None
+
+
+# -- reversals ------------------------------------------------------------------------
+
+# By default a payment may be reversed until the end of its business day.
+DEFAULT_REVERSAL_CUTOFF_HOUR = 24
+
+
+@dataclass(frozen=True)
+class ReversalNotice:
+    """The network cancels a payment it notified, naming it by its operation ID and
+    repeating its data (a reversal is not a refund: no money goes back to the payer
+    through the biller)."""
+
+    biller_id: str
+    operation_id: str  # the payment's
+    customer_id: str
+    invoice_id: str
+    amount: Decimal
+    currency: Currency
+    reversed_at: datetime  # as the network dates it
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reversed_at.tzinfo is None or self.reversed_at.utcoffset() is None:
+            raise ValueError("a reversal's time must carry its UTC offset")
+        object.__setattr__(self, "amount", money(self.amount))
+
+    def same_as(self, other: ReversalNotice) -> bool:
+        """Whether ``other`` is a replay of this reversal."""
+        return self == other
+
+    def names(self, payment: PaymentNotice) -> bool:
+        """Whether this reversal describes ``payment`` (its client, invoice and money)."""
+        return (self.biller_id, self.operation_id, self.customer_id, self.invoice_id,
+                self.amount, self.currency) == (
+            payment.biller_id, payment.operation_id, payment.customer_id, payment.invoice_id,
+            payment.amount, payment.currency)
+
+
+def reversal_deadline(paid_at: datetime, cutoff_hour: int) -> datetime:
+    """The last instant a payment made at ``paid_at`` may be reversed: its business
+    day in Buenos Aires at ``cutoff_hour`` (0-24; 24 is the end of that day)."""
+    if not 0 <= cutoff_hour <= 24:
+        raise ValueError(f"a cut-off hour is 0 to 24, not {cutoff_hour}")
+    midnight = datetime.combine(business_day(paid_at), time(0), tzinfo=BUSINESS_TZ)
+    # wall-clock arithmetic in Buenos Aires (no DST there today; zoneinfo stays right if
+    # it returns), then the instant
+    return (midnight + timedelta(hours=cutoff_hour)).astimezone(timezone.utc)
+
+
+def judge_reversal(reversal: ReversalNotice, payment: PaymentNotice | None, *,
+                   received_at: datetime, cutoff_hour: int) -> Outcome:
+    """Whether ``reversal`` cancels ``payment``: OK; PAYMENT_UNKNOWN when there is no
+    such payment (yet); REVERSAL_MISMATCH when it names the payment with other data;
+    REVERSAL_NOT_ALLOWED when it reached us (``received_at``) after the payment's
+    reversal window closed."""
+    if received_at.tzinfo is None or received_at.utcoffset() is None:
+        raise ValueError("received_at must be an aware instant")
+    if payment is None:
+        return Outcome.PAYMENT_UNKNOWN
+    if not reversal.names(payment):
+        return Outcome.REVERSAL_MISMATCH
+    if received_at > reversal_deadline(payment.paid_at, cutoff_hour):
+        return Outcome.REVERSAL_NOT_ALLOWED
+    return Outcome.OK
+
+
+@dataclass(frozen=True)
+class ReversalAnswer:
+    outcome: Outcome
+    reversal_id: str | None = None  # only when the reversal was stored (0, 8)
+
+
+class ReversalState(enum.Enum):
+    """What became of a stored reversal."""
+
+    PENDING = "pending"  # its payment has not arrived (answered 8)
+    APPLIED = "applied"  # it reversed its payment
+    REFUSED = "refused"  # its payment arrived, and the reversal did not fit it (9 or 10)
+
+
+@dataclass(frozen=True)
+class StoredReversal:
+    reversal: ReversalNotice
+    reversal_id: str
+    outcome: Outcome  # the answer AnularPago gave (OK or PAYMENT_UNKNOWN)
+    state: ReversalState
+    received_at: datetime
+    refusal: Outcome | None = None  # why a pending one was refused when its payment came

@@ -6,7 +6,11 @@ The database enforces what must never happen:
   ``biller_id, operation_id``): a replayed notice can never be stored, or
   credited, twice, and one biller's operation ID never answers for another's;
 * at most one applied payment per invoice (``payments.applied_invoice_pk``
-  unique), and a payment is applied iff it points at an invoice;
+  unique), and a payment is applied iff it points at an invoice (a reversed one
+  points at none: its invoice may be paid again);
+* at most one reversal per payment (``reversals`` unique on ``biller_id,
+  operation_id``, and on ``payment_pk``), and a reversal has reversed a payment
+  iff it points at one;
 * one invoice per (biller, client, invoice ID); 1 to 3 due dates, strictly
   ascending; no negative amounts; only known currencies, origins and states.
 """
@@ -137,7 +141,8 @@ class PaymentRow(Base):
         CheckConstraint("response_code BETWEEN 0 AND 6 OR response_code = 11",
                         name="response_code"),
         CheckConstraint("(status = 'applied' AND applied_invoice_pk IS NOT NULL AND response_code = 0)"
-                        " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)",
+                        " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)"
+                        " OR (status = 'reversed' AND applied_invoice_pk IS NULL)",
                         name="applied_iff_linked"),
     )
 
@@ -152,10 +157,47 @@ class PaymentRow(Base):
     paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str | None] = mapped_column(String(30))
     query_id: Mapped[str | None] = mapped_column(String(36))
-    # 'applied' (paid the invoice) or 'observed' (kept for reconciliation)
+    # 'applied' (paid the invoice), 'observed' (kept for reconciliation) or 'reversed'
     status: Mapped[str] = mapped_column(String(8))
     response_code: Mapped[int] = mapped_column(Integer)
     applied_invoice_pk: Mapped[int | None] = mapped_column(ForeignKey("invoices.pk"))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReversalRow(Base):
+    """A reversal the network sent (AnularPago), stored before it is answered: applied
+    to its payment, or pending until that payment's notice arrives, or refused then."""
+
+    __tablename__ = "reversals"
+    __table_args__ = (
+        UniqueConstraint("biller_id", "operation_id"),
+        UniqueConstraint("reversal_id"),
+        UniqueConstraint("payment_pk"),
+        CheckConstraint("amount >= 0", name="amount"),
+        CheckConstraint("currency IN ('ARS', 'USD')", name="currency"),
+        CheckConstraint("response_code IN (0, 8)", name="response_code"),
+        CheckConstraint("(status = 'applied' AND payment_pk IS NOT NULL AND refusal_code IS NULL)"
+                        " OR (status = 'pending' AND payment_pk IS NULL AND refusal_code IS NULL"
+                        " AND response_code = 8)"
+                        " OR (status = 'refused' AND payment_pk IS NULL AND refusal_code IN (9, 10))",
+                        name="state"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reversal_id: Mapped[str] = mapped_column(String(36))
+    biller_id: Mapped[str] = mapped_column(String(4))
+    operation_id: Mapped[str] = mapped_column(String(36))  # the payment's
+    customer_id: Mapped[str] = mapped_column(String(19))
+    invoice_id: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    reversed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str | None] = mapped_column(String(100))
+    # 'applied', 'pending' (its payment not here yet) or 'refused'
+    status: Mapped[str] = mapped_column(String(8))
+    response_code: Mapped[int] = mapped_column(Integer)  # what AnularPago answered
+    refusal_code: Mapped[int | None] = mapped_column(Integer)  # 9 or 10, when refused
+    payment_pk: Mapped[int | None] = mapped_column(ForeignKey("payments.pk"))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -177,7 +219,9 @@ class QueryRow(Base):
 
 class ForwardRow(Base):
     """The outbox: one row per payment to forward to the ERP, written in the same
-    transaction as the payment, so that no stored payment can miss the ERP.
+    transaction as the payment, so that no stored payment can miss the ERP; and one
+    per reversal of a payment (``kind`` 'reversal', same ``payment_pk``), delivered
+    only once its payment's forward is settled.
 
     A forwarder claims a row by setting ``claimed_by``/``claimed_until`` with a
     conditional UPDATE; until the lease runs out nobody else may deliver it.
@@ -185,7 +229,8 @@ class ForwardRow(Base):
 
     __tablename__ = "erp_forwards"
     __table_args__ = (
-        UniqueConstraint("payment_pk"),
+        UniqueConstraint("payment_pk", "kind"),
+        CheckConstraint("kind IN ('payment', 'reversal')", name="kind"),
         CheckConstraint("status IN ('pending', 'delivered', 'rejected')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered"),
@@ -194,6 +239,7 @@ class ForwardRow(Base):
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     payment_pk: Mapped[int] = mapped_column(ForeignKey("payments.pk"))
+    kind: Mapped[str] = mapped_column(String(8), default="payment")
     status: Mapped[str] = mapped_column(String(9), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -4,18 +4,21 @@ Repositories hand out domain objects (:mod:`adapter.domain.model`), never rows.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (Connection, Engine, and_, bindparam, exists, func, insert, or_, select,
+                        update)
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome,
-                                  PaymentNotice, PaymentState, PaymentStatus, utcnow)
+from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
+                                  PaymentState, PaymentStatus, ReversalNotice, ReversalState,
+                                  StoredReversal, utcnow)
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
-from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow
+from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow, ReversalRow
 
 
 # The statements of the hot paths (every debt query, every notice), built once: Core
@@ -40,6 +43,18 @@ _PAYMENT_OF_OPERATION = select(_PAYMENTS).where(
     _PAYMENTS.c.operation_id == bindparam("k_operation"))
 _ADD_PAYMENT = insert(_PAYMENTS)
 _ADD_FORWARD = insert(ForwardRow.__table__)
+_REVERSALS = ReversalRow.__table__
+_REVERSAL_OF_OPERATION = select(_REVERSALS).where(
+    _REVERSALS.c.biller_id == bindparam("k_biller"),
+    _REVERSALS.c.operation_id == bindparam("k_operation"))
+_ADD_REVERSAL = insert(_REVERSALS)
+_OPERATION_LOCK = select(func.pg_advisory_xact_lock(bindparam("k_lock")))
+
+
+def _lock_key(biller_id: str, operation_id: str) -> int:
+    """A signed 64-bit number for (biller, operation): a PostgreSQL advisory lock key."""
+    digest = hashlib.blake2b(f"{biller_id}:{operation_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _invoice_key(biller_id: str, customer_id: str, invoice_id: str) -> dict[str, str]:
@@ -99,6 +114,10 @@ class _Transaction:
 
     def execute(self, statement, parameters: dict | list | None = None):
         return self._connection.execute(statement, parameters)
+
+    @property
+    def dialect(self) -> str:
+        return self._connection.dialect.name
 
     @property
     def session(self) -> Session:
@@ -183,35 +202,105 @@ class Payments:
                              Outcome(row.response_code), row.receipt_id)
 
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
-            applied_invoice_pk: int | None) -> int:
-        """Store the notice (applied to that invoice, or observed); returns its key."""
+            applied_invoice_pk: int | None, *, reversed_: bool = False) -> int:
+        """Store the notice (applied to that invoice, observed, or -- a reversal came
+        first -- reversed); returns its key."""
+        status = ("reversed" if reversed_ else
+                  "applied" if applied_invoice_pk is not None else "observed")
         result = self._tx.execute(_ADD_PAYMENT, dict(
             operation_id=notice.operation_id, receipt_id=receipt_id,
             biller_id=notice.biller_id, customer_id=notice.customer_id,
             invoice_id=notice.invoice_id, amount=notice.amount,
             currency=notice.currency.value, paid_at=notice.paid_at,
             channel=notice.channel, query_id=notice.query_id,
-            status="applied" if applied_invoice_pk is not None else "observed",
+            status=status,
             response_code=int(outcome),
             applied_invoice_pk=applied_invoice_pk,
             received_at=utcnow()))
         return result.inserted_primary_key[0]
 
+    def reverse(self, biller_id: str, operation_id: str) -> int:
+        """Mark this biller's stored notice reversed, and open again the invoice it paid
+        (if it paid one); returns the payment's key."""
+        row = self._tx.execute(
+            select(_PAYMENTS.c.pk, _PAYMENTS.c.applied_invoice_pk)
+            .where(_PAYMENTS.c.biller_id == biller_id,
+                   _PAYMENTS.c.operation_id == operation_id)).one()
+        self._tx.execute(update(_PAYMENTS).where(_PAYMENTS.c.pk == row.pk)
+                         .values(status="reversed", applied_invoice_pk=None))
+        if row.applied_invoice_pk is not None:
+            self._tx.execute(update(_INVOICES)
+                             .where(_INVOICES.c.pk == row.applied_invoice_pk,
+                                    _INVOICES.c.status == "paid")
+                             .values(status="open", updated_at=utcnow()))
+        return row.pk
+
+
+def _reversal_from_row(row) -> ReversalNotice:
+    return ReversalNotice(
+        biller_id=row.biller_id, operation_id=row.operation_id, customer_id=row.customer_id,
+        invoice_id=row.invoice_id, amount=row.amount, currency=Currency(row.currency),
+        reversed_at=row.reversed_at, reason=row.reason)
+
+
+class Reversals:
+    def __init__(self, transaction: _Transaction):
+        self._tx = transaction
+
+    def get(self, biller_id: str, operation_id: str) -> StoredReversal | None:
+        """The reversal of this biller's payment with this operation ID, if one came."""
+        row = self._tx.execute(
+            _REVERSAL_OF_OPERATION, {"k_biller": biller_id, "k_operation": operation_id}).first()
+        if row is None:
+            return None
+        return StoredReversal(
+            _reversal_from_row(row), row.reversal_id, Outcome(row.response_code),
+            ReversalState(row.status), row.received_at,
+            None if row.refusal_code is None else Outcome(row.refusal_code))
+
+    def add(self, reversal: ReversalNotice, reversal_id: str, outcome: Outcome,
+            received_at: datetime, payment_pk: int | None) -> None:
+        """Store a reversal: applied to that payment, or (none) pending."""
+        self._tx.execute(_ADD_REVERSAL, dict(
+            reversal_id=reversal_id, biller_id=reversal.biller_id,
+            operation_id=reversal.operation_id, customer_id=reversal.customer_id,
+            invoice_id=reversal.invoice_id, amount=reversal.amount,
+            currency=reversal.currency.value, reversed_at=reversal.reversed_at,
+            reason=reversal.reason,
+            status="applied" if payment_pk is not None else "pending",
+            response_code=int(outcome), refusal_code=None, payment_pk=payment_pk,
+            received_at=received_at))
+
+    def settle(self, biller_id: str, operation_id: str, *, payment_pk: int | None = None,
+               refusal: Outcome | None = None) -> None:
+        """A pending reversal whose payment arrived: applied to it, or refused."""
+        values = (dict(status="applied", payment_pk=payment_pk) if refusal is None
+                  else dict(status="refused", refusal_code=int(refusal)))
+        self._tx.execute(update(_REVERSALS).where(
+            _REVERSALS.c.biller_id == biller_id, _REVERSALS.c.operation_id == operation_id,
+            _REVERSALS.c.status == "pending").values(**values))
+
 
 @dataclass(frozen=True)
 class ForwardTask:
-    """A payment a forwarder has claimed and must deliver to the ERP."""
+    """A payment, or the reversal of one, that a forwarder has claimed and must deliver
+    to the ERP."""
 
     forward_pk: int
     notice: PaymentNotice
     receipt_id: str
     attempts: int
+    reversal: ReversalNotice | None = None
+    reversal_id: str | None = None
+    # a reversal's payment was rejected by the ERP: there is nothing there to reverse
+    payment_rejected: bool = False
 
 
 @dataclass(frozen=True)
 class ForwardState:
     operation_id: str
     biller_id: str
+    kind: str  # payment, reversal
     status: str  # pending, delivered, rejected
     attempts: int
     next_attempt_at: datetime
@@ -222,25 +311,33 @@ class ForwardState:
 
 
 class Forwards:
-    """The outbox of payments for the ERP."""
+    """The outbox of payments, and of their reversals, for the ERP."""
 
     def __init__(self, transaction: _Transaction):
         self._tx = transaction
 
-    def enqueue(self, payment_pk: int) -> None:
+    def enqueue(self, payment_pk: int, kind: str = "payment") -> None:
+        """Forward the payment, or (``kind`` "reversal") its reversal."""
         now = utcnow()
         self._tx.execute(_ADD_FORWARD, dict(
-            payment_pk=payment_pk, status="pending", attempts=0, next_attempt_at=now,
-            created_at=now))
+            payment_pk=payment_pk, kind=kind, status="pending", attempts=0,
+            next_attempt_at=now, created_at=now))
 
     def claim_due(self, worker: str, now: datetime, lease_until: datetime,
                   limit: int) -> list[ForwardTask]:
         """Claim up to ``limit`` due forwards for ``worker``; each is claimed by one
-        worker only (a conditional UPDATE), until ``lease_until``."""
+        worker only (a conditional UPDATE), until ``lease_until``. A reversal is due
+        only once its payment's forward is settled (delivered or rejected), so that the
+        ERP never hears of a reversal before its payment."""
         free = or_(ForwardRow.claimed_until.is_(None), ForwardRow.claimed_until < now)
+        its_payment = aliased(ForwardRow)
+        payment_unsettled = exists().where(its_payment.payment_pk == ForwardRow.payment_pk,
+                                           its_payment.kind == "payment",
+                                           its_payment.status == "pending")
         candidates = self._tx.session.scalars(
             select(ForwardRow.pk)
-            .where(ForwardRow.status == "pending", ForwardRow.next_attempt_at <= now, free)
+            .where(ForwardRow.status == "pending", ForwardRow.next_attempt_at <= now, free,
+                   or_(ForwardRow.kind == "payment", ~payment_unsettled))
             .order_by(ForwardRow.next_attempt_at, ForwardRow.pk).limit(limit)).all()
         claimed = []
         for pk in candidates:
@@ -252,11 +349,22 @@ class Forwards:
                 claimed.append(pk)
         if not claimed:
             return []
+        its_payment = aliased(ForwardRow)
         rows = self._tx.session.execute(
-            select(ForwardRow, PaymentRow).join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
+            select(ForwardRow, PaymentRow, ReversalRow, its_payment.status)
+            .join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
+            .outerjoin(ReversalRow, and_(ForwardRow.kind == "reversal",
+                                         ReversalRow.payment_pk == ForwardRow.payment_pk))
+            .outerjoin(its_payment, and_(ForwardRow.kind == "reversal",
+                                         its_payment.payment_pk == ForwardRow.payment_pk,
+                                         its_payment.kind == "payment"))
             .where(ForwardRow.pk.in_(claimed)).order_by(ForwardRow.pk)).all()
         return [ForwardTask(forward.pk, _notice_from_row(payment), payment.receipt_id,
-                            forward.attempts) for forward, payment in rows]
+                            forward.attempts,
+                            None if reversal is None else _reversal_from_row(reversal),
+                            None if reversal is None else reversal.reversal_id,
+                            payment_status == "rejected")
+                for forward, payment, reversal, payment_status in rows]
 
     def _finish(self, task: ForwardTask, worker: str, **values) -> bool:
         result = self._tx.session.execute(
@@ -282,7 +390,7 @@ class Forwards:
                 .order_by(ForwardRow.pk.desc()).limit(limit))
         if status is not None:
             stmt = stmt.where(ForwardRow.status == status)
-        return [ForwardState(payment.operation_id, payment.biller_id, forward.status,
+        return [ForwardState(payment.operation_id, payment.biller_id, forward.kind, forward.status,
                              forward.attempts, forward.next_attempt_at, forward.last_error,
                              forward.erp_reference, forward.delivered_at, forward.claimed_by)
                 for forward, payment in self._tx.session.execute(stmt)]
@@ -305,8 +413,17 @@ class UnitOfWork:
         self._tx = _Transaction(self._engine.connect())
         self.invoices = Invoices(self._tx)
         self.payments = Payments(self._tx)
+        self.reversals = Reversals(self._tx)
         self.forwards = Forwards(self._tx)
         return self
+
+    def lock_operation(self, biller_id: str, operation_id: str) -> None:
+        """Hold, until this transaction ends, the lock that a payment and its reversal
+        both take before they look for each other: two transactions that store them at
+        once run one after the other, and the second sees the first. (On SQLite every
+        write transaction holds the database's one write lock already.)"""
+        if self._tx.dialect == "postgresql":
+            self._tx.execute(_OPERATION_LOCK, {"k_lock": _lock_key(biller_id, operation_id)})
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self._tx.close()
