@@ -52,7 +52,7 @@ def build(settings: Settings) -> Components:
     billing = BillingService(storage, erps, concurrency=settings.threads,
                              clock_skew=timedelta(seconds=settings.clock_skew),
                              on_payment_stored=forwarder.wake if forwarder else lambda: None,
-                             query_log=query_log)
+                             query_log=query_log, reversal_cutoff=settings.reversal_cutoff)
     return Components(storage, query_log, erps, forwarder, billing)
 
 

@@ -81,13 +81,14 @@ def _forwards(settings: Settings, args) -> int:
                                               row.__dict__.items() if hasattr(value, "isoformat")}}
                           for row in rows], indent=2))
         return 0
-    print(f"{'idOperacion':<36} {'empresa':<7} {'state':<9} {'tries':>5}  "
+    print(f"{'idOperacion':<36} {'empresa':<7} {'kind':<8} {'state':<9} {'tries':>5}  "
           f"{'next try / delivered (UTC)':<26} detail")
     for row in rows:
         state = "failing" if row.status == "pending" and row.attempts else row.status
         when = row.delivered_at if row.status == "delivered" else row.next_attempt_at
         detail = row.erp_reference if row.status == "delivered" else (row.last_error or "")
-        print(f"{row.operation_id:<36} {row.biller_id:<7} {state:<9} {row.attempts:>5}  "
+        print(f"{row.operation_id:<36} {row.biller_id:<7} {row.kind:<8} {state:<9} "
+              f"{row.attempts:>5}  "
               f"{when:%Y-%m-%d %H:%M:%S}{'':<7} {detail}")
     return 0
 
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="forward stored payments to the ERP (no HTTP)")
     worker.set_defaults(run=_worker)
 
-    forwards = commands.add_parser("forwards", help="list payment forwards to the ERP")
+    forwards = commands.add_parser("forwards",
+                                   help="list payment and reversal forwards to the ERP")
     forwards.add_argument("--status", choices=["pending", "failing", "delivered", "rejected"])
     forwards.add_argument("--limit", type=int, default=100)
     forwards.add_argument("--json", action="store_true")

@@ -21,6 +21,7 @@ Config file example::
     public_wsdl = false           # true: GET routes (WSDL, XSD) skip the address allow-list
     tls_at_proxy = false          # true: TLS ends at a proxy in front (PasswordText allowed)
     validation = "libxml2"        # who decides a message is valid; "both": xmlschema too
+    reversal_cutoff_hour = 24     # a payment may be reversed until this hour of its day
 
     # the ERP of every biller served (optional; none = billing base only)
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
@@ -37,7 +38,7 @@ Config file example::
     [callers.pmc]            # the network: HTTP Basic or WS-Security UsernameToken
     password = "change-me"
     certificate = "CN=pmc.example,O=PagoMisCuentas"  # or (and) its client certificate
-    operations = ["ConsultarDeuda", "InformarPago", "ConsultarPago", "Eco"]
+    operations = ["ConsultarDeuda", "InformarPago", "AnularPago", "ConsultarPago", "Eco"]
     empresas = ["1234"]      # optional: the billers this caller may act for
 
     [callers.web]            # the biller's web/app
@@ -46,6 +47,7 @@ Config file example::
 
     [empresas.1234]          # per-biller settings override the ERP ones above
     name = "Aguas del Sur"
+    reversal_cutoff_hour = 21                      # this biller's reversal window
     erp_wsdl = "/etc/pmc-adapter/aguas-erp.wsdl"
     erp_connector = "mycompany.erp:SapConnector"   # module:Class, see adapter/erp/connector.py
     erp_auth = "wsse"                              # or "basic"
@@ -119,6 +121,9 @@ class Settings:
     # Which XSD engines decide that a message is valid (adapter.soap.validation):
     # "libxml2" (xmlschema writes the message of every rejection) or "both".
     validation: str = "libxml2"
+    # A payment may be reversed (AnularPago) on its business day in Buenos Aires until
+    # this hour (0-24; 24: the end of that day). A biller's section may set its own.
+    reversal_cutoff_hour: int = 24
     # Proxies (networks) whose X-Forwarded-Proto/-Host say the address clients use:
     # the WSDL then advertises that address. Unset: those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
@@ -135,6 +140,11 @@ class Settings:
 
     def serves(self, biller_id: str) -> bool:
         return not self.empresas or biller_id in self.empresas
+
+    def reversal_cutoff(self, biller_id: str) -> int:
+        """The hour a payment of ``biller_id`` can no longer be reversed on its day."""
+        return self.billers.get(biller_id, {}).get("reversal_cutoff_hour",
+                                                   self.reversal_cutoff_hour)
 
     def erp_options(self, biller_id: str) -> dict[str, Any]:
         """The ERP settings of one biller: its [empresas.NNNN] section over the global ones."""
@@ -160,6 +170,20 @@ def _positive(name: str, value: Any, kind: type = int):
     if number <= 0:
         raise ConfigurationError(f"{name} must be positive, got {number}")
     return number
+
+
+def _hour(name: str, value: Any) -> int:
+    """``value`` as an hour of the day, 0 to 24, or a ConfigurationError naming it."""
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError
+        hour = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a whole hour, 0 to 24, got {value!r}") \
+            from None
+    if not 0 <= hour <= 24:
+        raise ConfigurationError(f"{name} must be a whole hour, 0 to 24, got {hour}")
+    return hour
 
 
 def _networks(name: str, value: str | list) -> tuple[str, ...]:
@@ -197,7 +221,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
         raw.update(document.get("adapter", {}))
-        billers = {str(key): value for key, value in document.get("empresas", {}).items()}
+        billers = {str(key): dict(value) for key, value in document.get("empresas", {}).items()}
         callers = {str(key): dict(value) for key, value in document.get("callers", {}).items()}
 
     for name in Settings.__dataclass_fields__:
@@ -240,8 +264,15 @@ def load_settings(config_file: str | os.PathLike | None = None,
         raise ConfigurationError(f"validation: {validation!r} is not one of "
                                  f"{', '.join(VALIDATION_ENGINES)}")
 
+    for biller_id, section in billers.items():
+        if "reversal_cutoff_hour" in section:
+            section["reversal_cutoff_hour"] = _hour(
+                f"empresas.{biller_id}.reversal_cutoff_hour", section["reversal_cutoff_hour"])
+
     return Settings(
         validation=validation,
+        reversal_cutoff_hour=_hour("reversal_cutoff_hour",
+                                   raw.get("reversal_cutoff_hour", Settings.reversal_cutoff_hour)),
         database_url=str(raw.get("database_url", Settings.database_url)),
         bind=str(raw.get("bind", Settings.bind)),
         empresas=empresas,

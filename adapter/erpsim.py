@@ -1,8 +1,10 @@
 """``pmc-adapter erp-sim``: a reference legacy ERP over real HTTP SOAP.
 
 It speaks the bundled ``wsdl/legacy-erp.wsdl`` (not our contract) at ``/erp``
-and keeps its own store: the invoices of a CSV file and the payments it
-receives, applied once per operation ID however often they are sent. It is
+and keeps its own store: the invoices of a CSV file, the payments it
+receives, applied once per operation ID however often they are sent, and their
+reversals (``ReversePayment``: once per payment; refused for a payment it does
+not have, or with other data). It is
 for demos, tests and QA, with knobs to misbehave:
 
 * ``--latency-ms N``: every call takes N ms longer (a payment is applied
@@ -12,7 +14,8 @@ for demos, tests and QA, with knobs to misbehave:
 * being stopped (and started again: ``--state FILE`` keeps its payments).
 
 Besides SOAP: ``GET /health``; ``GET /_sim/state`` (JSON, with
-``{"payments": {"<TxnRef>": {"received": n, "applied": m}}}``) and
+``{"payments": {"<TxnRef>": {"received": n, "applied": m}}, "reversals": {"<TxnRef>":
+{"received": n, "applied": m, "refused": k}}}``) and
 ``POST /_sim/config`` (JSON ``{"latency_ms": N, "fail_rate": F}``) to turn
 the knobs while it runs.
 
@@ -101,6 +104,7 @@ class SimulatedErp:
     credentials: tuple[str, str] | None = None
     state_file: Path | None = None
     payments: dict[str, dict] = field(default_factory=dict)
+    reversals: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -108,6 +112,7 @@ class SimulatedErp:
         if self.state_file and self.state_file.exists():
             saved = json.loads(self.state_file.read_text())
             self.payments = saved["payments"]
+            self.reversals = saved.get("reversals", {})
             for customer, doc_no in saved.get("paid", []):
                 for item in self.items.get(customer, []):
                     if item.doc_no == doc_no:
@@ -146,6 +151,8 @@ class SimulatedErp:
         with self._lock:
             return {"payments": {ref: {"received": p["received"], "applied": p["applied"]}
                                  for ref, p in self.payments.items()},
+                    "reversals": {ref: {key: r[key] for key in ("received", "applied", "refused")}
+                                  for ref, r in self.reversals.items()},
                     "paid": sorted([c, i.doc_no] for c, items in self.items.items()
                                    for i in items if i.paid)}
 
@@ -170,7 +177,10 @@ class SimulatedErp:
         if operation == "GetCustomerItems":
             time.sleep(self.latency_ms / 1000)
             return self._reply(self._customer_items(fields))
-        answer = self._post_payment(fields)
+        if operation == "ReversePayment":
+            answer = self._reverse_payment(fields)
+        else:
+            answer = self._post_payment(fields)
         time.sleep(self.latency_ms / 1000)  # applied already; only the answer is late
         return self._reply(answer)
 
@@ -217,6 +227,7 @@ class SimulatedErp:
                 for item in self.items.get(fields["CustCode"], []):
                     if item.doc_no == fields["DocNo"] and item.settled_by(fields):
                         item.paid = True
+                        payment["settled"] = True
                 self._save()
         log.info("payment %s received (%s)", fields["TxnRef"], "again" if duplicate else "applied")
         response = etree.Element(f"{{{ERP_NS}}}PostPaymentResponse", nsmap={"erp": ERP_NS})
@@ -227,12 +238,47 @@ class SimulatedErp:
         etree.SubElement(result, f"{{{ERP_NS}}}ErpDocNo").text = payment["erp_doc"]
         return response
 
+    def _reverse_payment(self, fields) -> etree._Element:
+        with self._lock:
+            reversal = self.reversals.setdefault(fields["TxnRef"], {
+                "received": 0, "applied": 0, "refused": 0,
+                "erp_doc": f"AN-{len(self.reversals) + 1:08d}"})
+            reversal["received"] += 1
+            payment = self.payments.get(fields["TxnRef"])
+            if reversal["applied"]:
+                code, message = 1, "Anulacion ya registrada"
+            elif payment is None or payment.get("applied") != 1:
+                code, message = 9, "Pago inexistente"
+            elif any(payment.get(key) != fields.get(key)
+                     for key in ("CustCode", "DocNo", "Amount", "CurrCode")):
+                code, message = 9, "Los datos no coinciden con el pago"
+            else:
+                code, message = 0, "Anulacion registrada"
+                reversal["applied"] = 1
+                reversal["RevRef"] = fields["RevRef"]
+                if payment.pop("settled", False):
+                    for item in self.items.get(fields["CustCode"], []):
+                        if item.doc_no == fields["DocNo"]:
+                            item.paid = False
+            if code == 9:
+                reversal["refused"] += 1
+            self._save()
+        log.info("reversal of %s received (%s)", fields["TxnRef"], message)
+        response = etree.Element(f"{{{ERP_NS}}}ReversePaymentResponse", nsmap={"erp": ERP_NS})
+        result = etree.SubElement(response, f"{{{ERP_NS}}}ReversePaymentResult")
+        etree.SubElement(result, f"{{{ERP_NS}}}RetCode").text = str(code)
+        etree.SubElement(result, f"{{{ERP_NS}}}RetMsg").text = message
+        if code != 9:
+            etree.SubElement(result, f"{{{ERP_NS}}}ErpDocNo").text = reversal["erp_doc"]
+        return response
+
     def _save(self) -> None:
         if self.state_file is None:
             return
         paid = [[c, i.doc_no] for c, items in self.items.items() for i in items if i.paid]
         temporary = self.state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"payments": self.payments, "paid": paid}))
+        temporary.write_text(json.dumps({"payments": self.payments, "paid": paid,
+                                         "reversals": self.reversals}))
         temporary.replace(self.state_file)
 
     # -- envelopes -----------------------------------------------------------------

@@ -223,6 +223,11 @@ def client(server, schema):
 
     Every message it sends and receives is checked against the bundled XSD.
     """
+    return contract_client(server, schema)
+
+
+def contract_client(server: Server, schema: xmlschema.XMLSchema):
+    """The ``client`` fixture's zeep client, for any server."""
     import zeep
     from zeep import Plugin
 

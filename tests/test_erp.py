@@ -101,7 +101,8 @@ def pay(pmc, customer, invoice_id, amount, operation=None):
 def forward_state(server, operation):
     rows = server.database.rows(
         "SELECT f.status, f.attempts, f.last_error FROM erp_forwards f "
-        "JOIN payments p ON p.pk = f.payment_pk WHERE p.operation_id = :o", o=operation)
+        "JOIN payments p ON p.pk = f.payment_pk WHERE p.operation_id = :o AND f.kind = 'payment'",
+        o=operation)
     return rows[0] if rows else None
 
 

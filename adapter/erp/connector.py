@@ -1,7 +1,7 @@
 """What the adapter needs from a biller's ERP, whatever the ERP is.
 
 A biller with another ERP writes one subclass of :class:`ErpConnector` (two
-methods, speaking our domain types) and names it in the config file::
+methods, and a third for reversals, speaking our domain types) and names it in the config file::
 
     [empresas.1234]
     erp_connector = "mycompany.erp:SapConnector"
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapter.config import Settings
-from adapter.domain.model import Invoice, PaymentNotice
-from adapter.errors import ConfigurationError
+from adapter.domain.model import Invoice, PaymentNotice, ReversalNotice
+from adapter.errors import ConfigurationError, ErpRejected
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class ErpConnector(abc.ABC):
     @abc.abstractmethod
     def post_payment(self, notice: PaymentNotice, receipt_id: str) -> ErpAck:
         """Post a payment; must be safe to repeat (the ERP dedups on the operation ID)."""
+
+    def reverse_payment(self, reversal: ReversalNotice, reversal_id: str) -> ErpAck:
+        """Reverse a payment posted earlier; must be safe to repeat. A connector that
+        cannot reverse refuses, definitively: the reversal is listed as rejected."""
+        raise ErpRejected(f"{type(self).__name__} cannot reverse payments")
 
 
 def _load_class(dotted: str) -> type[ErpConnector]:

@@ -1,7 +1,7 @@
 """The bundled legacy ERP (``wsdl/legacy-erp.wsdl``), through zeep.
 
-Every name and format of that ERP lives here: ``GetCustomerItems`` and
-``PostPayment``, ``CustCode``/``DocNo``/``TxnRef``, dates ``DD/MM/YYYY``,
+Every name and format of that ERP lives here: ``GetCustomerItems``,
+``PostPayment`` and ``ReversePayment``, ``CustCode``/``DocNo``/``TxnRef``, dates ``DD/MM/YYYY``,
 amounts ``15230,50``, currencies ``PES``/``DOL``, flags ``Y``/``N``. The
 rest of the adapter only sees :mod:`adapter.erp.connector`'s types.
 """
@@ -20,7 +20,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin,
-                                  PaymentNotice)
+                                  PaymentNotice, ReversalNotice)
 from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup, ErpOptions
 from adapter.errors import ErpRejected, ErpUnavailable
 
@@ -119,4 +119,20 @@ class LegacyErp(ErpConnector):
             raise ErpUnavailable(f"PostPayment failed: {error}") from error
         if result.RetCode not in (POSTED, ALREADY_POSTED):
             raise ErpRejected(f"PostPayment refused ({result.RetCode}): {result.RetMsg}")
+        return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)
+
+    def reverse_payment(self, reversal: ReversalNotice, reversal_id: str) -> ErpAck:
+        try:
+            result = self._service().ReversePayment(
+                CompanyNo=reversal.biller_id, TxnRef=reversal.operation_id, RevRef=reversal_id,
+                CustCode=reversal.customer_id, DocNo=reversal.invoice_id,
+                Amount=format_amount(reversal.amount),
+                CurrCode=CURRENCY_CODES[reversal.currency],
+                RevDate=format_time(reversal.reversed_at),
+                Remarks=f"PMC anulacion {reversal_id}" + (
+                    f": {reversal.reason}" if reversal.reason else ""))
+        except TRANSIENT as error:
+            raise ErpUnavailable(f"ReversePayment failed: {error}") from error
+        if result.RetCode not in (POSTED, ALREADY_POSTED):
+            raise ErpRejected(f"ReversePayment refused ({result.RetCode}): {result.RetMsg}")
         return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)

@@ -1,4 +1,5 @@
-"""The three use cases: debt query, payment notice, invoice creation.
+"""The use cases: debt query, payment notice and its reversal, payment status,
+invoice creation.
 
 Each writes in one database transaction. A transaction refused by a unique
 constraint (two workers storing the same notice or invoice at once) is run
@@ -10,6 +11,12 @@ call bounded by the ERP's timeout: a slow, down or faulting ERP costs at most
 that, and the answer then comes from the database alone. A stored payment is
 put in the outbox in the same transaction; forwarding it is
 :mod:`adapter.service.forwarding`'s job.
+
+A payment and its reversal may arrive in either order, at once, on different
+workers: both transactions first take the operation's lock
+(:meth:`UnitOfWork.lock_operation`), then look for each other. A reversal that
+finds no payment is kept (answered 8); the notice that comes later finds it, is
+stored, and is reversed in the same transaction if the reversal fits it.
 """
 from __future__ import annotations
 
@@ -22,9 +29,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
-from adapter.domain.model import (DebtAnswer, Invoice, Outcome, PaymentAnswer, PaymentNotice,
-                                  PaymentStatus, business_day, judge_debt, judge_payment, merge_invoices,
-                                  utcnow)
+from adapter.domain.model import (DEFAULT_REVERSAL_CUTOFF_HOUR, DebtAnswer, Invoice, Outcome,
+                                  PaymentAnswer, PaymentNotice, PaymentStatus, ReversalAnswer,
+                                  ReversalNotice, ReversalState, business_day, judge_debt,
+                                  judge_payment, judge_reversal, merge_invoices, utcnow)
 from adapter.erp.connector import ErpConnector, ErpDirectory, ErpLookup
 from adapter.errors import ErpError
 from adapter.storage.query_log import QueryLog, QueryRecord
@@ -44,12 +52,18 @@ def new_receipt_id(at: datetime) -> str:
     return f"{at:%Y%m%d}-{secrets.token_hex(6).upper()}"
 
 
+def new_reversal_id(at: datetime) -> str:
+    return f"{at:%Y%m%d}-A{secrets.token_hex(6).upper()}"
+
+
 class BillingService:
     def __init__(self, storage: Storage, erps: ErpDirectory | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  on_payment_stored: Callable[[], None] = lambda: None,
                  concurrency: int = 8, clock_skew: timedelta = timedelta(0),
-                 query_log: QueryLog | None = None):
+                 query_log: QueryLog | None = None,
+                 reversal_cutoff: Callable[[str], int] = lambda biller_id:
+                 DEFAULT_REVERSAL_CUTOFF_HOUR):
         if clock_skew < timedelta(0):
             raise ValueError("clock_skew cannot be negative")
         self._storage = storage
@@ -60,6 +74,8 @@ class BillingService:
         # how far ahead of our clock a payment may be dated and still pay its invoice
         self._clock_skew = clock_skew
         self._on_payment_stored = on_payment_stored
+        # a biller's reversal window: its payments' business day up to this hour
+        self._reversal_cutoff = reversal_cutoff
         # ERP calls run here, so that a late one can be abandoned at its deadline. An
         # abandoned call lingers until its own timeout: room for two per request thread.
         self._erp_calls = ThreadPoolExecutor(max_workers=2 * concurrency,
@@ -156,6 +172,7 @@ class BillingService:
     def _record_payment_once(self, notice: PaymentNotice,
                              from_erp: Invoice | None) -> PaymentAnswer:
         with self._storage.unit_of_work() as uow:
+            uow.lock_operation(notice.biller_id, notice.operation_id)
             replayed = self._replay_answer(uow, notice)
             if replayed is not None:
                 return replayed
@@ -166,21 +183,84 @@ class BillingService:
             invoice = candidates[0] if candidates else None
             now = self._clock()
             outcome = judge_payment(notice, invoice, now=now, skew=self._clock_skew)
+            # a reversal that came first: judged as it would have been on arrival
+            early = uow.reversals.get(notice.biller_id, notice.operation_id)
+            reversal_outcome = None
+            if early is not None and early.state is ReversalState.PENDING:
+                reversal_outcome = judge_reversal(
+                    early.reversal, notice, received_at=early.received_at,
+                    cutoff_hour=self._reversal_cutoff(notice.biller_id))
+            reversed_now = reversal_outcome is Outcome.OK
             receipt_id = new_receipt_id(now)
             applied_pk = None
-            if outcome is Outcome.OK and from_erp is None:  # the stored one, as it is
+            if outcome is Outcome.OK and reversed_now:
+                pass  # the invoice it would pay stays payable
+            elif outcome is Outcome.OK and from_erp is None:  # the stored one, as it is
                 applied_pk = uow.invoices.mark_paid(notice.biller_id, notice.customer_id,
                                                     notice.invoice_id)
             elif outcome is Outcome.OK:  # with the ERP's terms, the current truth
                 applied_pk = uow.invoices.save(replace(invoice, paid=True))
-            payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk)
+            payment_pk = uow.payments.add(notice, outcome, receipt_id, applied_pk,
+                                          reversed_=reversed_now)
+            if reversal_outcome is not None:
+                uow.reversals.settle(notice.biller_id, notice.operation_id,
+                                     payment_pk=payment_pk if reversed_now else None,
+                                     refusal=None if reversed_now else reversal_outcome)
             if self._erp_of(notice.biller_id) is not None:
                 uow.forwards.enqueue(payment_pk)
+                if reversed_now:
+                    uow.forwards.enqueue(payment_pk, "reversal")
             uow.commit()
+        if reversal_outcome is not None:
+            log.warning("payment %s of biller %s arrived after its reversal: %s",
+                        notice.operation_id, notice.biller_id,
+                        "reversed" if reversed_now else f"reversal refused ({reversal_outcome.name})")
         if outcome is not Outcome.OK:
             log.warning("payment %s of biller %s observed for reconciliation: %s",
                         notice.operation_id, notice.biller_id, outcome.name)
         return PaymentAnswer(outcome, receipt_id)
+
+    # -- AnularPago --------------------------------------------------------------------
+
+    def reverse_payment(self, reversal: ReversalNotice) -> ReversalAnswer:
+        """Reverse the payment ``reversal`` names (stored durably, exactly once per biller
+        and operation ID, before the answer), or keep it until that payment arrives."""
+        answer = self._retrying(lambda: self._reverse_payment_once(reversal))
+        if answer.outcome is Outcome.OK and self._erp_of(reversal.biller_id) is not None:
+            self._on_payment_stored()
+        return answer
+
+    def _reverse_payment_once(self, reversal: ReversalNotice) -> ReversalAnswer:
+        with self._storage.unit_of_work() as uow:
+            uow.lock_operation(reversal.biller_id, reversal.operation_id)
+            stored = uow.reversals.get(reversal.biller_id, reversal.operation_id)
+            if stored is not None and stored.reversal.same_as(reversal):
+                return ReversalAnswer(stored.outcome, stored.reversal_id)
+            if stored is not None:
+                log.warning("reversal of operation %s of biller %s received again with "
+                            "different data", reversal.operation_id, reversal.biller_id)
+                return ReversalAnswer(Outcome.OPERATION_CONFLICT, stored.reversal_id)
+            payment = uow.payments.status(reversal.biller_id, reversal.operation_id)
+            now = self._clock()
+            outcome = judge_reversal(reversal, payment.notice, received_at=now,
+                                     cutoff_hour=self._reversal_cutoff(reversal.biller_id))
+            if outcome not in (Outcome.OK, Outcome.PAYMENT_UNKNOWN):
+                log.warning("reversal of operation %s of biller %s refused: %s",
+                            reversal.operation_id, reversal.biller_id, outcome.name)
+                return ReversalAnswer(outcome)  # nothing stored, nothing changed
+            reversal_id = new_reversal_id(now)
+            payment_pk = None
+            if outcome is Outcome.OK:
+                payment_pk = uow.payments.reverse(reversal.biller_id, reversal.operation_id)
+                if self._erp_of(reversal.biller_id) is not None:
+                    uow.forwards.enqueue(payment_pk, "reversal")
+            uow.reversals.add(reversal, reversal_id, outcome, now, payment_pk)
+            uow.commit()
+        if outcome is Outcome.PAYMENT_UNKNOWN:
+            log.warning("reversal of operation %s of biller %s came before its payment: "
+                        "kept until the payment arrives", reversal.operation_id,
+                        reversal.biller_id)
+        return ReversalAnswer(outcome, reversal_id)
 
     # -- ConsultarPago -----------------------------------------------------------------
 

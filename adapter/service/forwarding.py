@@ -1,4 +1,5 @@
-"""Forwarding stored payments to the ERP, from the outbox, until the ERP acknowledges.
+"""Forwarding stored payments, and their reversals, to the ERP, from the outbox,
+until the ERP acknowledges.
 
 A :class:`Forwarder` claims due forwards (a lease, so that several forwarders
 on one database -- gunicorn workers, ``pmc-adapter worker`` processes --
@@ -8,6 +9,10 @@ retried, for a person to look at); or failed, retried later with exponential
 backoff, for as long as it takes. A forwarder killed mid-delivery leaves its
 claim to expire; the payment is then delivered again, which the ERP absorbs
 (it applies each operation ID once).
+
+A reversal is claimed only once its payment's forward is settled
+(:meth:`Forwards.claim_due`), so the ERP hears of it after the payment; if the
+ERP rejected the payment, the reversal is rejected too, without asking it.
 """
 from __future__ import annotations
 
@@ -67,25 +72,31 @@ class Forwarder:
 
     def _deliver(self, task: ForwardTask) -> None:
         notice = task.notice
+        what = "payment" if task.reversal is None else "reversal of payment"
         connector = self._erps.for_biller(notice.biller_id)
         try:
+            if task.payment_rejected:
+                raise ErpRejected("its payment was rejected by the ERP: nothing to reverse")
             if connector is None:
                 raise ErpUnavailable(f"no ERP is configured for biller {notice.biller_id}")
-            ack = connector.post_payment(notice, task.receipt_id)
+            if task.reversal is None:
+                ack = connector.post_payment(notice, task.receipt_id)
+            else:
+                ack = connector.reverse_payment(task.reversal, task.reversal_id)
         except ErpRejected as error:
-            log.error("ERP rejected payment %s: %s", notice.operation_id, error)
+            log.error("ERP rejected %s %s: %s", what, notice.operation_id, error)
             reason = str(error)
             self._record(task, lambda uow: uow.forwards.rejected(task, self.name, reason))
         except Exception as error:  # ErpUnavailable, or a connector bug: try again later
             attempts = task.attempts + 1
             delay = self.backoff(attempts)
-            log.warning("payment %s not forwarded (attempt %d), retry in %.0f s: %s",
-                        notice.operation_id, attempts, delay, error)
+            log.warning("%s %s not forwarded (attempt %d), retry in %.0f s: %s",
+                        what, notice.operation_id, attempts, delay, error)
             at, reason = self._clock() + timedelta(seconds=delay), str(error)
             self._record(task, lambda uow: uow.forwards.retry_later(task, self.name,
                                                                    reason, at))
         else:
-            log.info("payment %s forwarded to the ERP (%s%s)", notice.operation_id,
+            log.info("%s %s forwarded to the ERP (%s%s)", what, notice.operation_id,
                      ack.reference, ", already there" if ack.duplicate else "")
             self._record(task, lambda uow: uow.forwards.delivered(task, self.name,
                                                                  ack.reference))

@@ -26,7 +26,7 @@ IdEmpresa = Unicode(pattern="[0-9]{4}")
 IdCliente = Unicode(min_len=1, max_len=19, pattern=r"[^ \t\n\r](.*[^ \t\n\r])?")
 IdFactura = Unicode(min_len=1, max_len=20, pattern=r"[^ \t\n\r](.*[^ \t\n\r])?")
 IdOperacion = Unicode(min_len=1, max_len=36, pattern=r"[^ \t\n\r]+")
-IdConsulta = IdRecibo = IdOperacion
+IdConsulta = IdRecibo = IdAnulacion = IdOperacion
 Importe = Decimal(ge=0, le=decimal.Decimal("9999999999999.99"), total_digits=15, fraction_digits=2)
 Moneda = Unicode(values=["ARS", "USD"])
 FechaHoraConZona = DateTime(
@@ -38,10 +38,10 @@ Canal = Unicode(max_len=30)
 Descripcion = Unicode(max_len=100)
 MensajeTicket = Unicode(max_len=40)
 MensajePantalla = Unicode(max_len=15)
-# 9 and 10 are reserved (reversals), so the codes are listed, not a range.
-CodigoRespuesta = Integer32(values=[0, 1, 2, 3, 4, 5, 6, 7, 8, 11])
+CodigoRespuesta = Integer32(values=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
 EstadoPago = Unicode(values=["APLICADO", "OBSERVADO", "ANULADO"])
 MensajeEco = Unicode(max_len=100)
+MotivoAnulacion = Unicode(max_len=100)
 Origen = Unicode(values=["BASE", "ALTA", "ERP"])
 
 
@@ -131,6 +131,27 @@ class AltaFacturaRespuesta(_Message):
     _type_info = [
         ("codigoRespuesta", required(CodigoRespuesta)),
         ("descripcion", required(Descripcion)),
+    ]
+
+
+class AnularPagoSolicitud(_Message):
+    _type_info = [
+        ("idEmpresa", required(IdEmpresa)),
+        ("idOperacion", required(IdOperacion)),
+        ("idCliente", required(IdCliente)),
+        ("idFactura", required(IdFactura)),
+        ("importe", required(Importe)),
+        ("moneda", required(Moneda)),
+        ("fechaAnulacion", required(FechaHoraConZona)),
+        ("motivo", optional(MotivoAnulacion)),
+    ]
+
+
+class AnularPagoRespuesta(_Message):
+    _type_info = [
+        ("codigoRespuesta", required(CodigoRespuesta)),
+        ("descripcion", required(Descripcion)),
+        ("idAnulacion", optional(IdAnulacion)),
     ]
 
 

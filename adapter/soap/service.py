@@ -13,7 +13,7 @@ from spyne import Application, ServiceBase, rpc
 
 from adapter.domain.model import (BUSINESS_TZ, Currency, DebtAnswer, DueDate, Invoice, Origin,
                                   Outcome, PaymentAnswer, PaymentNotice, PaymentState,
-                                  PaymentStatus)
+                                  PaymentStatus, ReversalAnswer, ReversalNotice)
 from adapter.errors import AdapterError, InternalError
 from adapter.service.billing import BillingService
 from adapter.soap import models as wire
@@ -31,6 +31,8 @@ DESCRIPTIONS = {
     Outcome.AMOUNT_MISMATCH: "El importe no coincide con el importe a pagar",
     Outcome.OPERATION_CONFLICT: "idOperacion ya recibido con otros datos",
     Outcome.PAYMENT_UNKNOWN: "Pago inexistente",
+    Outcome.REVERSAL_NOT_ALLOWED: "Anulacion fuera de plazo",
+    Outcome.REVERSAL_MISMATCH: "Los datos de la anulacion no coinciden con el pago",
     Outcome.FUTURE_PAYMENT: "Fecha de pago posterior a la fecha actual",
 }
 
@@ -67,6 +69,14 @@ def payment_notice(request: wire.InformarPagoSolicitud) -> PaymentNotice:
         paid_at=request.fechaPago, channel=request.canal, query_id=request.idConsulta)
 
 
+def reversal_notice(request: wire.AnularPagoSolicitud) -> ReversalNotice:
+    return ReversalNotice(
+        biller_id=request.idEmpresa, operation_id=request.idOperacion,
+        customer_id=request.idCliente, invoice_id=request.idFactura,
+        amount=request.importe, currency=Currency(request.moneda),
+        reversed_at=request.fechaAnulacion, reason=request.motivo)
+
+
 def new_invoice(request: wire.AltaFacturaSolicitud) -> Invoice:
     return Invoice(
         biller_id=request.idEmpresa, customer_id=request.idCliente,
@@ -96,6 +106,12 @@ def payment_response(answer: PaymentAnswer) -> wire.InformarPagoRespuesta:
     return wire.InformarPagoRespuesta(
         codigoRespuesta=int(answer.outcome), descripcion=DESCRIPTIONS[answer.outcome],
         idRecibo=answer.receipt_id)
+
+
+def reversal_response(answer: ReversalAnswer) -> wire.AnularPagoRespuesta:
+    return wire.AnularPagoRespuesta(
+        codigoRespuesta=int(answer.outcome), descripcion=DESCRIPTIONS[answer.outcome],
+        idAnulacion=answer.reversal_id)
 
 
 STATES = {PaymentState.APPLIED: "APLICADO", PaymentState.OBSERVED: "OBSERVADO",
@@ -139,6 +155,13 @@ class ServicioEmpresa(ServiceBase):
     @_errors_to_the_gateway
     def InformarPago(ctx, request):
         return payment_response(_billing(ctx).record_payment(payment_notice(request)))
+
+    @rpc(wire.AnularPagoSolicitud, _returns=wire.AnularPagoRespuesta,
+         _body_style="bare", _in_message_name="AnularPago",
+         _out_message_name="AnularPagoResponse")
+    @_errors_to_the_gateway
+    def AnularPago(ctx, request):
+        return reversal_response(_billing(ctx).reverse_payment(reversal_notice(request)))
 
     @rpc(wire.AltaFacturaSolicitud, _returns=wire.AltaFacturaRespuesta,
          _body_style="bare", _in_message_name="AltaFactura",
