@@ -21,13 +21,14 @@ CONFIG = """
 allowed_networks = ["127.0.0.0/8", "::1/128"]
 trusted_proxies = ["127.0.0.1/32"]   # the tests play a TLS proxy with X-Forwarded-Proto
 
+# the two real callers' roles, as the README gives them
 [callers.pmc]
 password = "pmc-s3cret"
-operations = ["ConsultarDeuda", "InformarPago", "ConsultarPago", "Eco"]
+operations = ["ConsultarDeuda", "InformarPago", "AnularPago", "ConsultarPago", "Eco"]
 
 [callers.web]
 password = "web-s3cret"
-operations = ["AltaFactura"]
+operations = ["AltaFactura", "ConsultarDeuda"]
 
 [callers.other]
 password = "other-s3cret"
@@ -229,6 +230,19 @@ def test_a_caller_only_calls_its_operations(secured, schema):
     assert post(secured, schema, payment, basic("web", "web-s3cret"),
                 action="InformarPago").fault_code == "soap:Client.NotAuthorized"
     assert secured.database.count("payments", customer_id=customer) == 0
+    reversal = envelope("AnularPago", [
+        ("idEmpresa", "1234"), ("idOperacion", unique("OP")), ("idCliente", customer),
+        ("idFactura", "F1"), ("importe", "1.00"), ("moneda", "ARS"),
+        ("fechaAnulacion", f"{today()}T00:00:00-03:00")])
+    assert post(secured, schema, reversal, basic("web", "web-s3cret"),
+                action="AnularPago").fault_code == "soap:Client.NotAuthorized"
+    assert secured.database.count("reversals", customer_id=customer) == 0
+    # the web/app may ask what a client owes (to show it), as PMC does
+    assert post(secured, schema, query(customer), basic("web", "web-s3cret")) \
+        .field("codigoRespuesta") == "0"
+    assert post(secured, schema, reversal, basic("pmc", "pmc-s3cret"),
+                action="AnularPago").field("codigoRespuesta") == "8"
+    assert secured.database.count("reversals", customer_id=customer) == 1
 
 
 @pytest.mark.parametrize("public_wsdl", [False, True])
