@@ -3,6 +3,7 @@ one test per SoapUI test case, failing with the test case, step and assertion.""
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from adapter.soap import contract
 from conftest import unique
@@ -10,6 +11,8 @@ from soapui_replay import CON, Project, Run, StepFailed, Unsupported
 
 PROJECT = Project(Path(__file__).parent / "soapui" / "pmc-adapter-soapui-project.xml")
 CASES = PROJECT.test_cases()
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+SOAP_BINDING = "http://schemas.xmlsoap.org/wsdl/soap/"
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +30,23 @@ def test_the_project_covers_every_operation_and_response_code():
     requests = [step for step in PROJECT.root.iter(f"{{{CON}}}testStep")
                 if step.get("type") == "request"]
     operations = {step.findtext(f"{{{CON}}}config/{{{CON}}}operation") for step in requests}
-    assert operations == {"ConsultarDeuda", "InformarPago", "AltaFactura", "ConsultarPago", "Eco"}
+    assert operations == {"ConsultarDeuda", "InformarPago", "AnularPago", "AltaFactura",
+                          "ConsultarPago", "Eco"}
     codes = {a.findtext(f"{{{CON}}}configuration/content") for a in PROJECT.root.iter(f"{{{CON}}}assertion")
              if a.get("name", "").startswith("codigoRespuesta")}
-    assert codes == {str(code) for code in (*range(9), 11)}
+    assert codes == {str(code) for code in range(12)}
     suites = {case.suite for case in CASES}
-    assert suites == {"AltaFactura", "ConsultarDeuda", "InformarPago", "ConsultarPago y Eco",
-                      "Entrada invalida", "Flujo completo"}
+    assert suites == {"AltaFactura", "ConsultarDeuda", "InformarPago", "AnularPago",
+                      "ConsultarPago y Eco", "Entrada invalida", "Flujo completo"}
+
+
+def test_the_project_interface_has_the_operations_of_the_bundled_wsdl():
+    # what SoapUI shows (and requests are sent with): every operation, with its soapAction
+    wsdl = etree.parse(str(contract.wsdl_path())).getroot()
+    bound = {op.get("name"): op.find(f"{{{SOAP_BINDING}}}operation").get("soapAction")
+             for op in wsdl.iterfind(f"{{{WSDL}}}binding/{{{WSDL}}}operation")}
+    assert "AnularPago" in bound
+    assert PROJECT.actions == bound
 
 
 def test_the_project_caches_the_bundled_contract():

@@ -1,7 +1,8 @@
 // The end-to-end flow through a client that wsimport generated from the live
 // /soap?wsdl, with no hand edits: Eco -> AltaFactura -> ConsultarDeuda -> InformarPago
-// (with idConsulta) -> replay -> ConsultarDeuda answers 2 -> ConsultarPago, plus a
-// typed fault.
+// (with idConsulta) -> replay -> ConsultarDeuda answers 2 -> ConsultarPago -> AnularPago
+// (0, replay, 7) -> ConsultarPago ANULADO -> the invoice paid again -> AnularPago 10 and
+// 8, plus a typed fault.
 //
 // Usage: java Flow <wsdl-url> <idCliente>    (exit status 0 = every check passed)
 
@@ -9,6 +10,7 @@ import java.math.BigDecimal;
 import java.net.URL;
 import java.time.LocalDate;
 import java.time.ZoneId;
+import java.time.ZonedDateTime;
 import java.util.GregorianCalendar;
 import javax.xml.datatype.DatatypeFactory;
 import javax.xml.datatype.XMLGregorianCalendar;
@@ -93,6 +95,58 @@ public class Flow {
         port.consultarPago("1234", "NONE-" + customer, code, description, state, noticeCode,
                            receipt, amount, currency, paidAtStored);
         check(code.value == 8, "ConsultarPago answers 8 for an unknown operation");
+
+        // AnularPago: the payment above is reversed on its business day
+        ZoneId buenosAires = ZoneId.of("America/Argentina/Buenos_Aires");
+        XMLGregorianCalendar reversedAt = types.newXMLGregorianCalendar(
+            GregorianCalendar.from(ZonedDateTime.now(buenosAires)));
+        Holder<String> reversalId = new Holder<>();
+        port.anularPago("1234", operation, customer, invoice, new BigDecimal("1500.25"), Moneda.ARS,
+                        reversedAt, "Desconocido por el pagador", code, description, reversalId);
+        check(code.value == 0 && reversalId.value != null && !reversalId.value.isEmpty(),
+              "AnularPago answers 0 with an idAnulacion");
+        String firstReversal = reversalId.value;
+        reversalId.value = null;
+        port.anularPago("1234", operation, customer, invoice, new BigDecimal("1500.25"), Moneda.ARS,
+                        reversedAt, "Desconocido por el pagador", code, description, reversalId);
+        check(code.value == 0 && firstReversal.equals(reversalId.value),
+              "a replayed AnularPago gets the first answer and idAnulacion");
+        reversalId.value = null;
+        port.anularPago("1234", operation, customer, invoice, new BigDecimal("1500.25"), Moneda.ARS,
+                        reversedAt, "Otro motivo", code, description, reversalId);
+        check(code.value == 7 && firstReversal.equals(reversalId.value),
+              "an AnularPago replay with another motivo answers 7 with the first idAnulacion");
+
+        port.consultarPago("1234", operation, code, description, state, noticeCode, receipt,
+                           amount, currency, paidAtStored);
+        check(code.value == 0 && state.value == EstadoPago.ANULADO && noticeCode.value == 0
+              && firstReceipt.equals(receipt.value),
+              "ConsultarPago reports the payment ANULADO, its notice answered 0");
+        port.consultarDeuda("1234", customer, null, code, description, queryId, invoices);
+        check(code.value == 0 && invoices.value.getFactura().size() == 1
+              && invoice.equals(invoices.value.getFactura().get(0).getIdFactura()),
+              "ConsultarDeuda lists the invoice again once its payment is reversed");
+
+        String again = "JAVA-B-" + customer;
+        port.informarPago("1234", again, customer, invoice, new BigDecimal("1500.25"), Moneda.ARS,
+                          paidAt, "JAVA", null, code, description, receipt);
+        check(code.value == 0 && !firstReceipt.equals(receipt.value),
+              "a new idOperacion pays the invoice again");
+        reversalId.value = null;
+        port.anularPago("1234", again, customer, invoice, new BigDecimal("1500.00"), Moneda.ARS,
+                        reversedAt, null, code, description, reversalId);
+        check(code.value == 10 && reversalId.value == null,
+              "AnularPago with another importe answers 10, without idAnulacion");
+        port.consultarPago("1234", again, code, description, state, noticeCode, receipt,
+                           amount, currency, paidAtStored);
+        check(code.value == 0 && state.value == EstadoPago.APLICADO,
+              "the payment a refused reversal named stays APLICADO");
+
+        reversalId.value = null;
+        port.anularPago("1234", "NONE-" + customer, customer, invoice, new BigDecimal("1500.25"),
+                        Moneda.ARS, reversedAt, null, code, description, reversalId);
+        check(code.value == 8 && reversalId.value != null && !reversalId.value.isEmpty(),
+              "AnularPago of an unknown operation answers 8, kept with an idAnulacion");
 
         try {
             port.consultarDeuda("9999", customer, null, code, description, queryId, invoices);

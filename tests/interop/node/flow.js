@@ -1,6 +1,8 @@
 // The end-to-end flow through node-soap, with a client built only from the live
 // /soap?wsdl: Eco -> AltaFactura -> ConsultarDeuda -> InformarPago (with idConsulta)
-// -> replay -> ConsultarDeuda answers 2 -> ConsultarPago, plus a typed fault.
+// -> replay -> ConsultarDeuda answers 2 -> ConsultarPago -> AnularPago (0, replay, 7)
+// -> ConsultarPago ANULADO -> the invoice paid again -> AnularPago 10 and 8, plus a
+// typed fault.
 //
 // Usage: node flow.js <wsdl-url> <idCliente>    (exit status 0 = every check passed)
 'use strict';
@@ -65,6 +67,50 @@ async function main() {
         'ConsultarPago reports the payment applied, with its receipt');
   [answer] = await client.ConsultarPagoAsync({ idEmpresa: '1234', idOperacion: `NONE-${customer}` });
   check(Number(answer.codigoRespuesta) === 8, 'ConsultarPago answers 8 for an unknown operation');
+
+  // AnularPago: the payment above is reversed on its business day
+  const reversal = {
+    idEmpresa: '1234', idOperacion: payment.idOperacion, idCliente: customer, idFactura: invoice,
+    importe: '980.10', moneda: 'ARS', fechaAnulacion: new Date().toISOString(),
+    motivo: 'Desconocido por el pagador',
+  };
+  [answer] = await client.AnularPagoAsync(reversal);
+  check(Number(answer.codigoRespuesta) === 0 && typeof answer.idAnulacion === 'string'
+        && answer.idAnulacion.length > 0, 'AnularPago answers 0 with an idAnulacion');
+  const reversalId = answer.idAnulacion;
+  [answer] = await client.AnularPagoAsync(reversal);
+  check(Number(answer.codigoRespuesta) === 0 && answer.idAnulacion === reversalId,
+        'a replayed AnularPago gets the first answer and idAnulacion');
+  [answer] = await client.AnularPagoAsync({ ...reversal, motivo: 'Otro motivo' });
+  check(Number(answer.codigoRespuesta) === 7 && answer.idAnulacion === reversalId,
+        'an AnularPago replay with another motivo answers 7 with the first idAnulacion');
+
+  [answer] = await client.ConsultarPagoAsync({ idEmpresa: '1234', idOperacion: payment.idOperacion });
+  check(Number(answer.codigoRespuesta) === 0 && answer.estado === 'ANULADO'
+        && Number(answer.codigoRespuestaAviso) === 0 && answer.idRecibo === receipt,
+        'ConsultarPago reports the payment ANULADO, its notice answered 0');
+  [answer] = await client.ConsultarDeudaAsync({ idEmpresa: '1234', idCliente: customer });
+  const listedAgain = answer.facturas ? [].concat(answer.facturas.factura) : [];
+  check(Number(answer.codigoRespuesta) === 0 && listedAgain.length === 1
+        && listedAgain[0].idFactura === invoice,
+        'ConsultarDeuda lists the invoice again once its payment is reversed');
+
+  const again = { ...payment, idOperacion: `NODE-B-${customer}`, idConsulta: undefined };
+  [answer] = await client.InformarPagoAsync(again);
+  check(Number(answer.codigoRespuesta) === 0 && answer.idRecibo && answer.idRecibo !== receipt,
+        'a new idOperacion pays the invoice again');
+  [answer] = await client.AnularPagoAsync({ ...reversal, idOperacion: again.idOperacion,
+                                            importe: '980.00', motivo: undefined });
+  check(Number(answer.codigoRespuesta) === 10 && answer.idAnulacion === undefined,
+        'AnularPago with another importe answers 10, without idAnulacion');
+  [answer] = await client.ConsultarPagoAsync({ idEmpresa: '1234', idOperacion: again.idOperacion });
+  check(Number(answer.codigoRespuesta) === 0 && answer.estado === 'APLICADO',
+        'the payment a refused reversal named stays APLICADO');
+
+  [answer] = await client.AnularPagoAsync({ ...reversal, idOperacion: `NONE-${customer}` });
+  check(Number(answer.codigoRespuesta) === 8 && typeof answer.idAnulacion === 'string'
+        && answer.idAnulacion.length > 0,
+        'AnularPago of an unknown operation answers 8, kept with an idAnulacion');
 
   try {
     await client.ConsultarDeudaAsync({ idEmpresa: '9999', idCliente: customer });
