@@ -1360,6 +1360,12 @@ class Mutator:
             zero = rng.choice(["\u0660", "\u0966", "\uff10", "\u0e50", "\u06f0", "\u09e6"])
             new = value[:index] + chr(ord(zero) + int(value[index])) + value[index + 1:]
             expect, what = False, "a digit of another script"
+        elif roll >= 0.97 and simple.integer:
+            # no draw of its own: the other branches' draws stay where they were
+            digits = value.lstrip("+-")
+            new = value[:len(value) - len(digits)] + (
+                digits[0] + "_" + digits[1:] if len(digits) >= 2 else "0_" + digits)
+            expect, what = False, "an underscore between digits"
         elif roll < 0.92 and simple.primitive == "decimal" and not simple.integer:
             low, high, _total, _fraction = self.values.bounds(simple)
             if not low <= 0 <= high:
