@@ -3,8 +3,8 @@
 ``serve`` brings the database schema up to date and serves the SOAP service
 with gunicorn, forwarding payments to the ERP from every worker (one machine
 needs one command). ``worker`` forwards without serving; ``forwards`` shows
-the outbox; ``import-fac`` loads a billing base file; ``erp-sim`` serves the
-bundled reference legacy ERP.
+the outbox; ``import-fac`` loads a billing base file; ``import-cob`` loads the
+network's payment reports; ``erp-sim`` serves the bundled reference legacy ERP.
 """
 from __future__ import annotations
 
@@ -122,6 +122,274 @@ def _import_fac(settings: Settings, args) -> int:
     return 1 if fac.rejected else 0
 
 
+def _import_cob(settings: Settings, args) -> int:
+    """Exit 0: every file imported whole; 1: some lines rejected; 2: a file refused (or
+    unreadable) -- the others are still imported."""
+    from adapter.service.reports import ReportImporter
+    from adapter.storage.uow import Storage
+
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)
+    return _import_reports(ReportImporter(Storage(engine), settings.serves), args.files)
+
+
+def _fetch_cob(settings: Settings, args) -> int:
+    """Download the reports not imported yet from the network's FTPS server, then import
+    them. Exit codes as import-cob's; 2 also when a server cannot be reached."""
+    from datetime import datetime, timedelta
+    from pathlib import Path
+
+    from adapter.cob_fetch import FetchError, FtpsOptions, fetch_reports
+    from adapter.domain.model import BUSINESS_TZ
+    from adapter.domain.reconciliation import business_days_back
+    from adapter.service.reports import ReportImporter
+    from adapter.storage.uow import Storage
+
+    billers = args.empresa or sorted(settings.empresas)
+    if not billers:
+        print("pmc-adapter fetch-cob: name the billers (--empresa, or PMC_ADAPTER_EMPRESAS)",
+              file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)
+    storage = Storage(engine)
+    importer = ReportImporter(storage, settings.serves)
+    today = datetime.now(BUSINESS_TZ).date()
+    # a report is named by the day its funds reach the biller: 48 business hours after
+    # the payments, so the last days' names may lie a few days ahead
+    days = business_days_back(today, args.days or settings.cob_fetch_days) + [
+        today + timedelta(days=ahead) for ahead in range(0, 5)]
+    destination = Path(settings.cob_download_dir)
+    destination.mkdir(parents=True, exist_ok=True)
+    worst = 0
+    for biller in billers:
+        ftp = settings.cob_ftp_options(biller)
+        if not ftp["cob_ftp_host"]:
+            print(f"pmc-adapter fetch-cob: no cob_ftp_host for biller {biller}",
+                  file=sys.stderr)
+            worst = 2
+            continue
+        options = FtpsOptions(
+            host=ftp["cob_ftp_host"], port=int(ftp["cob_ftp_port"]), tls=ftp["cob_ftp_tls"],
+            username=ftp["cob_ftp_username"] or "", password=ftp["cob_ftp_password"] or "",
+            folder=ftp["cob_ftp_folder"], ca_file=ftp["cob_ftp_ca_file"])
+        with storage.unit_of_work(read_only=True) as uow:
+            imported = uow.reports.names(biller)
+        try:
+            paths = fetch_reports(options, biller, days, destination, imported.__contains__)
+        except FetchError as error:
+            print(f"pmc-adapter fetch-cob: biller {biller}: {error}", file=sys.stderr)
+            paths, worst = list(error.downloaded), 2
+        if not paths:
+            print(f"biller {biller}: no new report")
+        worst = max(worst, _import_reports(importer, [str(path) for path in paths]))
+    return worst
+
+
+def _import_reports(importer, paths: list[str]) -> int:
+    from adapter.cob import InvalidCobFile
+
+    worst = 0
+    for path in paths:
+        try:
+            with _progress(path) as progress:
+                result = importer.import_file(path, progress)
+        except OSError as error:
+            print(f"pmc-adapter: {error}", file=sys.stderr)
+            worst = 2
+            continue
+        except InvalidCobFile as error:
+            print(f"pmc-adapter: {path} refused, nothing imported: {error}",
+                  file=sys.stderr)
+            worst = 2
+            continue
+        for rejected in result.rejected:
+            print(f"{result.name}: rejected line {rejected.line}: {rejected.field}: "
+                  f"{rejected.reason}")
+        if result.already_imported_as is not None:
+            print(f"{result.name}: already imported (as {result.already_imported_as}), "
+                  "nothing changed")
+        else:
+            print(f"{result.name}: biller {result.biller_id}, report of {result.day:%Y-%m-%d}: "
+                  f"{result.records} records: {result.created} new, {result.corrected} "
+                  f"corrected, {result.unchanged} unchanged, {len(result.rejected)} rejected")
+        if result.rejected:
+            worst = max(worst, 1)
+    return worst
+
+
+class _progress:
+    """A progress bar (tqdm) on a terminal; elsewhere a log line every 100,000 records."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._bar = None
+        self._logged = 0
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self._bar = tqdm(desc=self._path, unit=" records", unit_scale=True, leave=False)
+        return self
+
+    def __call__(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+        elif done // 100_000 > self._logged // 100_000:
+            logging.getLogger("adapter.cli").info("%s: %d records stored", self._path, done)
+        self._logged = done
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _reconcile(settings: Settings, args) -> int:
+    """Exit 0 when nothing needs attention, 1 otherwise."""
+    import csv
+    from datetime import datetime
+
+    from adapter.app import build
+    from adapter.domain.model import BUSINESS_TZ
+    from adapter.domain.reconciliation import previous_business_day
+    from adapter.service.reconciling import Reconciler
+
+    if args.date and (args.first or args.last):
+        print("pmc-adapter reconcile: --date or --from/--to, not both", file=sys.stderr)
+        return 2
+    day = args.date or previous_business_day(datetime.now(BUSINESS_TZ).date())
+    first, last = args.first or args.date or day, args.last or args.date or day
+    if first > last:
+        print("pmc-adapter reconcile: --from is after --to", file=sys.stderr)
+        return 2
+    parts = build(settings)
+    upgrade_schema(parts.storage.engine)
+    reconciler = Reconciler(parts.storage, erp_configured=lambda biller:
+                            parts.erps.for_biller(biller) is not None)
+    billers = args.empresa or sorted(settings.empresas) or reconciler.billers()
+    closes = [reconciler.close(biller, first, last) for biller in billers]
+    rows = [_item_row(close.biller_id, item) for close in closes for item in close.items]
+    if args.format == "json":
+        print(json.dumps({"from": first.isoformat(), "to": last.isoformat(), "billers": [
+            {"empresa": close.biller_id, "recorded_now": close.recorded,
+             "summary": _summary(close), "items": [_item_row(close.biller_id, item)
+                                                   for item in close.items]}
+            for close in closes]}, indent=2, default=str))
+    elif args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(_item_row("", None)))
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for close in closes:
+            span = f"{first}" if first == last else f"{first} to {last}"
+            print(f"empresa {close.biller_id}, payments of {span}"
+                  + (f" ({close.recorded} recorded from the report now)" if close.recorded
+                     else ""))
+            print(f"  {'state':<28} {'channel':<7} {'count':>6} {'total':>16}")
+            for entry in _summary(close):
+                print(f"  {entry['state']:<28} {entry['channel']:<7} {entry['count']:>6} "
+                      f"{entry['total']:>16}")
+            attention = close.needs_attention
+            print(f"  needing attention: {len(attention)}")
+            for item in attention:
+                row = _item_row(close.biller_id, item)
+                print(f"    {row['state']}: {row['day']} {row['customer']} {row['invoice']} "
+                      f"report {row['report_amount'] or '-'} ({row['channel'] or '-'} "
+                      f"{row['control'] or '-'}), notice {row['operation_id'] or '-'} "
+                      f"{row['notice_amount'] or '-'} {row['currency'] or ''}: {row['why']}")
+    return 1 if any(close.needs_attention for close in closes) else 0
+
+
+def _item_row(biller_id: str, item) -> dict:
+    line = item.line if item else None
+    notice = item.notice if item else None
+    return {
+        "empresa": biller_id, "day": item.day.isoformat() if item else "",
+        "state": item.state.value if item else "",
+        "channel": (line.channel if line else notice.channel if notice else "") or "",
+        "customer": (line or notice).customer_id if item else "",
+        "invoice": (line or notice).invoice_id if item else "",
+        "report_amount": str(line.amount) if line else "",
+        "control": line.control if line else "",
+        "recorded_as": (line.recorded_as or "") if line else "",
+        "operation_id": notice.operation_id if notice else "",
+        "notice_amount": str(notice.amount) if notice else "",
+        "currency": notice.currency.value if notice else "",
+        "notice_day": notice.paid_on.isoformat() if notice else "",
+        "why": item.why if item else ""}
+
+
+def _summary(close) -> list[dict]:
+    from collections import Counter
+    from decimal import Decimal
+
+    counts, totals = Counter(), {}
+    for item in close.items:
+        line_or_notice = item.line or item.notice
+        channel = (item.line.channel if item.line else item.notice.channel) or "-"
+        key = (item.state.value, channel)
+        counts[key] += 1
+        totals[key] = totals.get(key, Decimal("0.00")) + line_or_notice.amount
+    return [{"state": state, "channel": channel, "count": counts[(state, channel)],
+             "total": str(totals[(state, channel)])}
+            for state, channel in sorted(counts)]
+
+
+def _charges(settings: Settings, args) -> int:
+    import csv
+    from datetime import date, datetime, time
+
+    from adapter.domain.charges import associate
+    from adapter.domain.model import BUSINESS_TZ
+    from adapter.storage.uow import Storage
+
+    try:
+        year, month = map(int, args.month.split("-"))
+        first = date(year, month, 1)
+    except ValueError:
+        print(f"pmc-adapter charges: --month is YYYY-MM, not {args.month!r}", file=sys.stderr)
+        return 2
+    following = date(year + month // 12, month % 12 + 1, 1)
+    start = datetime.combine(first, time(0), tzinfo=BUSINESS_TZ)
+    end = datetime.combine(following, time(0), tzinfo=BUSINESS_TZ)
+    # payments of the month's last queries may come a few (business) days later
+    payments_end = datetime.combine(
+        date.fromordinal(following.toordinal() + 7 + 2 * settings.charge_window_days),
+        time(0), tzinfo=BUSINESS_TZ)
+    storage = Storage(make_engine(settings.database_url))
+    upgrade_schema(storage.engine)
+    with storage.unit_of_work(read_only=True) as uow:
+        billers = args.empresa or sorted(settings.empresas) or sorted(uow.queries.billers())
+        months = {biller: associate(uow.queries.between(biller, start, end),
+                                    uow.payments.for_charges(biller, start, payments_end),
+                                    settings.charge_window_days)
+                  for biller in billers}
+    rows = [{"empresa": biller, "idConsulta": charge.query.query_id,
+             "asked_at": charge.query.asked_at.astimezone(BUSINESS_TZ).isoformat(
+                 timespec="seconds"),
+             "idCliente": charge.query.customer_id, "idFactura": charge.query.invoice_id or "",
+             "codigoRespuesta": charge.query.outcome,
+             "billable": "yes" if charge.billable else "no",
+             "idOperacion": charge.payment.operation_id if charge.payment else "",
+             "rule": charge.rule}
+            for biller, charges in months.items() for charge in charges]
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["empresa"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    for biller, charges in months.items():
+        billable = sum(charge.billable for charge in charges)
+        print(f"empresa {biller}, debt queries of {args.month}: {len(charges)} queries, "
+              f"{billable} billable (ended in a payment), {len(charges) - billable} not")
+        for row in rows:
+            if row["empresa"] == biller:
+                print(f"  {row['idConsulta']:<36} {row['asked_at']:<25} {row['idCliente']:<19} "
+                      f"{row['idFactura'] or '-':<20} {row['billable']:<3} "
+                      f"{row['idOperacion'] or '-'} {row['rule']}")
+    return 0
+
+
 def _upgrade(settings: Settings, args) -> int:
     applied = upgrade_schema(make_engine(settings.database_url))
     print(f"schema up to date; migrations applied: {', '.join(applied) or 'none'}")
@@ -139,6 +407,14 @@ def _erp_sim(_settings: None, args) -> int:
     erpsim.serve(args.bind, args.invoices, latency_ms=args.latency_ms,
                  fail_rate=args.fail_rate, credentials=args.require_auth, state_file=args.state)
     return 0
+
+
+def _iso_date(text: str):
+    from datetime import date
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +442,39 @@ def main(argv: list[str] | None = None) -> int:
     fac = commands.add_parser("import-fac", help="load a billing base file (FACnnnn.DDMMAA)")
     fac.add_argument("file")
     fac.set_defaults(run=_import_fac)
+
+    cob = commands.add_parser("import-cob",
+                              help="load the network's payment reports (COBnnnn.DDMMAA)")
+    cob.add_argument("files", nargs="+", metavar="FILE")
+    cob.set_defaults(run=_import_cob)
+
+    fetch = commands.add_parser(
+        "fetch-cob", help="download the payment reports not imported yet (FTPS) and import "
+                          "them")
+    fetch.add_argument("--empresa", action="append",
+                       help="this biller only (repeatable; default: every one served)")
+    fetch.add_argument("--days", type=int, help="business days to look back (default: "
+                                                "cob_fetch_days)")
+    fetch.set_defaults(run=_fetch_cob)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="close business days: the payment reports against the notices")
+    reconcile.add_argument("--date", type=_iso_date, help="payments of this day (default: "
+                           "the previous business day)")
+    reconcile.add_argument("--from", dest="first", type=_iso_date)
+    reconcile.add_argument("--to", dest="last", type=_iso_date)
+    reconcile.add_argument("--empresa", action="append",
+                           help="this biller only (repeatable; default: every one served)")
+    reconcile.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    reconcile.set_defaults(run=_reconcile)
+
+    charges = commands.add_parser(
+        "charges", help="the month's debt queries, billable (ended in a payment) or not")
+    charges.add_argument("--month", required=True, help="YYYY-MM")
+    charges.add_argument("--empresa", action="append",
+                         help="this biller only (repeatable; default: every one served)")
+    charges.add_argument("--format", choices=["table", "csv"], default="table")
+    charges.set_defaults(run=_charges)
 
     upgrade = commands.add_parser("upgrade-schema", help="apply database migrations and exit")
     upgrade.set_defaults(run=_upgrade)

@@ -22,6 +22,17 @@ Config file example::
     tls_at_proxy = false          # true: TLS ends at a proxy in front (PasswordText allowed)
     validation = "libxml2"        # who decides a message is valid; "both": xmlschema too
     reversal_cutoff_hour = 24     # a payment may be reversed until this hour of its day
+    charge_window_days = 0        # business days after a debt query a payment may end it
+
+    # the network's payment reports (COB), fetched by `pmc-adapter fetch-cob`
+    cob_ftp_host = "ftps.pagomiscuentas.example"
+    cob_ftp_port = 990
+    cob_ftp_tls = "implicit"      # or "explicit" (AUTH TLS, usually port 21)
+    cob_ftp_username = "empresa1234"
+    cob_ftp_password = "secret"
+    cob_ftp_ca_file = "/etc/pmc-adapter/network-ca.pem"   # unset: the system's CAs
+    cob_fetch_days = 5            # business days polled back
+    cob_download_dir = "/var/lib/pmc-adapter/cob"
 
     # the ERP of every biller served (optional; none = billing base only)
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
@@ -69,12 +80,17 @@ from adapter.errors import ConfigurationError
 ENV_PREFIX = "PMC_ADAPTER_"
 DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
 BILLER_ID = re.compile(r"[0-9]{4}")
-OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key", "tls_client_ca")
+OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key", "tls_client_ca", "cob_ftp_host", "cob_ftp_username",
+                      "cob_ftp_password", "cob_ftp_ca_file")
+# the network's FTPS server of payment reports; a biller's section may set its own
+COB_FTP_KEYS = ("cob_ftp_host", "cob_ftp_port", "cob_ftp_tls", "cob_ftp_username",
+                "cob_ftp_password", "cob_ftp_folder", "cob_ftp_ca_file")
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
               "request_timeout", "clock_skew", "wss_window")
-INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements")
+INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements",
+            "cob_ftp_port", "cob_fetch_days")
 VALIDATION_ENGINES = ("libxml2", "both")  # see adapter.soap.validation
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
@@ -124,6 +140,21 @@ class Settings:
     # A payment may be reversed (AnularPago) on its business day in Buenos Aires until
     # this hour (0-24; 24: the end of that day). A biller's section may set its own.
     reversal_cutoff_hour: int = 24
+    # A debt query without a notice naming it ends in a payment of the same client (and
+    # invoice) made at most this many business days after it (0: the same day): the
+    # network charges for those queries only.
+    charge_window_days: int = 0
+    # The network's FTPS server of payment reports (pmc-adapter fetch-cob); a biller's
+    # section may set its own cob_ftp_* (each biller has its own account there).
+    cob_ftp_host: str | None = None
+    cob_ftp_port: int = 990
+    cob_ftp_tls: str = "implicit"
+    cob_ftp_username: str | None = None
+    cob_ftp_password: str | None = field(default=None, repr=False)
+    cob_ftp_folder: str = "Download"
+    cob_ftp_ca_file: str | None = None
+    cob_fetch_days: int = 5  # the last N business days' reports are looked for
+    cob_download_dir: str = "cob-reports"
     # Proxies (networks) whose X-Forwarded-Proto/-Host say the address clients use:
     # the WSDL then advertises that address. Unset: those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
@@ -145,6 +176,12 @@ class Settings:
         """The hour a payment of ``biller_id`` can no longer be reversed on its day."""
         return self.billers.get(biller_id, {}).get("reversal_cutoff_hour",
                                                    self.reversal_cutoff_hour)
+
+    def cob_ftp_options(self, biller_id: str) -> dict[str, Any]:
+        """The FTPS settings of one biller: its [empresas.NNNN] section over the global
+        ones."""
+        section = self.billers.get(biller_id, {})
+        return {name: section.get(name, getattr(self, name)) for name in COB_FTP_KEYS}
 
     def erp_options(self, biller_id: str) -> dict[str, Any]:
         """The ERP settings of one biller: its [empresas.NNNN] section over the global ones."""
@@ -269,8 +306,26 @@ def load_settings(config_file: str | os.PathLike | None = None,
             section["reversal_cutoff_hour"] = _hour(
                 f"empresas.{biller_id}.reversal_cutoff_hour", section["reversal_cutoff_hour"])
 
+    try:
+        charge_window = int(raw.get("charge_window_days", Settings.charge_window_days))
+        if charge_window < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigurationError("charge_window_days must be a whole number of days, 0 or "
+                                 f"more, got {raw.get('charge_window_days')!r}") from None
+
+    tls_mode = str(raw.get("cob_ftp_tls", Settings.cob_ftp_tls))
+    if tls_mode not in ("implicit", "explicit") or any(
+            section.get("cob_ftp_tls", tls_mode) not in ("implicit", "explicit")
+            for section in billers.values()):
+        raise ConfigurationError("cob_ftp_tls must be 'implicit' or 'explicit'")
+
     return Settings(
         validation=validation,
+        charge_window_days=charge_window,
+        cob_ftp_tls=tls_mode,
+        cob_ftp_folder=str(raw.get("cob_ftp_folder", Settings.cob_ftp_folder)),
+        cob_download_dir=str(raw.get("cob_download_dir", Settings.cob_download_dir)),
         reversal_cutoff_hour=_hour("reversal_cutoff_hour",
                                    raw.get("reversal_cutoff_hour", Settings.reversal_cutoff_hour)),
         database_url=str(raw.get("database_url", Settings.database_url)),

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapter.storage.db import MIGRATIONS, make_engine, upgrade_schema
-from adapter.storage.orm import Base, ForwardRow, InvoiceRow, PaymentRow, UtcDateTime
+from adapter.storage.orm import Base, ForwardRow, InvoiceRow, Money, PaymentRow, UtcDateTime
 
 
 def fresh_database(database_url: str, tmp_path) -> str:
@@ -40,7 +40,7 @@ def test_migrations_build_the_models_schema_and_run_once(database_url, tmp_path)
     url = fresh_database(database_url, tmp_path)
     engine = make_engine(url)
     try:
-        assert upgrade_schema(engine) == ["0001", "0002", "0003", "0004"]
+        assert upgrade_schema(engine) == ["0001", "0002", "0003", "0004", "0005"]
         assert upgrade_schema(engine) == []  # up to date: nothing to do
         with engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(
@@ -71,25 +71,30 @@ def test_0002_keeps_stored_payments_and_their_outbox(database_url, tmp_path):
                                  created_at=now, updated_at=now)
             session.add(invoice)
             session.flush()
-            payment = PaymentRow(operation_id="OP-1", receipt_id="R-1", biller_id="1234",
-                                 customer_id="C1", invoice_id="F1", amount=Decimal("10.00"),
-                                 currency="ARS", paid_at=now, status="applied",
-                                 response_code=0, applied_invoice_pk=invoice.pk,
-                                 received_at=now)
-            session.add(payment)
-            session.flush()
-            # the outbox row as 0001 knew it (ForwardRow is the latest schema's)
+            # the payment and the outbox row as 0001 knew them (the models are the latest
+            # schema's)
+            old_payments = table(
+                "payments", *map(column, ("pk", "operation_id", "receipt_id", "biller_id",
+                                          "customer_id", "invoice_id", "currency", "status",
+                                          "response_code", "applied_invoice_pk")),
+                column("amount", Money()), column("paid_at", UtcDateTime()),
+                column("received_at", UtcDateTime()))
+            payment_pk = session.execute(insert(old_payments).values(
+                operation_id="OP-1", receipt_id="R-1", biller_id="1234", customer_id="C1",
+                invoice_id="F1", amount=Decimal("10.00"), currency="ARS", paid_at=now,
+                status="applied", response_code=0, applied_invoice_pk=invoice.pk,
+                received_at=now).returning(old_payments.c.pk)).scalar_one()
             old_forwards = table("erp_forwards", column("payment_pk"), column("status"),
                                  column("attempts"), column("next_attempt_at", UtcDateTime()),
                                  column("created_at", UtcDateTime()))
             session.execute(insert(old_forwards).values(
-                payment_pk=payment.pk, status="pending", attempts=0, next_attempt_at=now,
+                payment_pk=payment_pk, status="pending", attempts=0, next_attempt_at=now,
                 created_at=now))
             session.commit()
             before = session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
                                             PaymentRow.amount, PaymentRow.paid_at)).all()
 
-        assert upgrade_schema(engine) == ["0002", "0003", "0004"]
+        assert upgrade_schema(engine) == ["0002", "0003", "0004", "0005"]
 
         with Session(engine) as session:
             assert session.execute(select(PaymentRow.pk, PaymentRow.operation_id,

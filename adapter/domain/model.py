@@ -241,6 +241,9 @@ class PaymentState(enum.Enum):
     APPLIED = "applied"  # it paid its invoice
     OBSERVED = "observed"  # kept for reconciliation (answered 3-6 or 11)
     REVERSED = "reversed"  # annulled by a reversal (its invoice, if it paid one, is open again)
+    # a notice that came after its payment had been recorded from the network's report:
+    # that payment applied it (answered 0)
+    COVERED = "covered"
 
 
 @dataclass(frozen=True)

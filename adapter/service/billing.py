@@ -176,6 +176,14 @@ class BillingService:
             replayed = self._replay_answer(uow, notice)
             if replayed is not None:
                 return replayed
+            twin = uow.payments.reported_twin(notice)
+            if twin is not None:  # already recorded from the report: applied once, by it
+                receipt_id = new_receipt_id(self._clock())
+                uow.payments.add(notice, Outcome.OK, receipt_id, None, covered_by_pk=twin)
+                uow.commit()
+                log.warning("payment %s of biller %s came after the report's line, recorded "
+                            "then: not applied again", notice.operation_id, notice.biller_id)
+                return PaymentAnswer(Outcome.OK, receipt_id)
             stored = uow.invoices.get(notice.biller_id, notice.customer_id,
                                       notice.invoice_id, lock=True)
             candidates = merge_invoices([stored] if stored else [],

@@ -115,7 +115,8 @@ def reversal_response(answer: ReversalAnswer) -> wire.AnularPagoRespuesta:
 
 
 STATES = {PaymentState.APPLIED: "APLICADO", PaymentState.OBSERVED: "OBSERVADO",
-          PaymentState.REVERSED: "ANULADO"}
+          PaymentState.REVERSED: "ANULADO",
+          PaymentState.COVERED: "APLICADO"}  # applied by its payment recorded from the report
 
 
 def payment_status_response(status: PaymentStatus) -> wire.ConsultarPagoRespuesta:

@@ -5,6 +5,9 @@ The database enforces what must never happen:
 * one row per biller and PMC operation ID (``payments`` unique on
   ``biller_id, operation_id``): a replayed notice can never be stored, or
   credited, twice, and one biller's operation ID never answers for another's;
+* a report line recorded as a payment once (``payments.report_line_pk``
+  unique), and such a payment covered by at most one late notice
+  (``payments.covered_by_pk`` unique);
 * at most one applied payment per invoice (``payments.applied_invoice_pk``
   unique), and a payment is applied iff it points at an invoice (a reversed one
   points at none: its invoice may be paid again);
@@ -142,8 +145,16 @@ class PaymentRow(Base):
                         name="response_code"),
         CheckConstraint("(status = 'applied' AND applied_invoice_pk IS NOT NULL AND response_code = 0)"
                         " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)"
-                        " OR (status = 'reversed' AND applied_invoice_pk IS NULL)",
+                        " OR (status = 'reversed' AND applied_invoice_pk IS NULL)"
+                        " OR (status = 'covered' AND applied_invoice_pk IS NULL"
+                        " AND covered_by_pk IS NOT NULL AND response_code = 0)",
                         name="applied_iff_linked"),
+        UniqueConstraint("report_line_pk"),
+        UniqueConstraint("covered_by_pk"),
+        CheckConstraint("(origin = 'notice' AND report_line_pk IS NULL)"
+                        " OR (origin = 'report' AND report_line_pk IS NOT NULL"
+                        " AND covered_by_pk IS NULL)", name="origin"),
+        Index("ix_payments_paid", "biller_id", "paid_at"),  # reconciliation, charges
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -157,11 +168,16 @@ class PaymentRow(Base):
     paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str | None] = mapped_column(String(30))
     query_id: Mapped[str | None] = mapped_column(String(36))
-    # 'applied' (paid the invoice), 'observed' (kept for reconciliation) or 'reversed'
+    # 'applied' (paid the invoice), 'observed' (kept for reconciliation), 'reversed', or
+    # 'covered' (a notice that came after its payment was recorded from the report)
     status: Mapped[str] = mapped_column(String(8))
     response_code: Mapped[int] = mapped_column(Integer)
     applied_invoice_pk: Mapped[int | None] = mapped_column(ForeignKey("invoices.pk"))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # 'notice' (InformarPago) or 'report' (a report line no notice came for)
+    origin: Mapped[str] = mapped_column(String(6), default="notice")
+    report_line_pk: Mapped[int | None] = mapped_column(ForeignKey("report_lines.pk"))
+    covered_by_pk: Mapped[int | None] = mapped_column(ForeignKey("payments.pk"))
 
 
 class ReversalRow(Base):
@@ -205,7 +221,8 @@ class QueryRow(Base):
     """Every debt query, so that PMC's billing (per query ending in a payment) can be checked."""
 
     __tablename__ = "debt_queries"
-    __table_args__ = (UniqueConstraint("query_id"),)
+    __table_args__ = (UniqueConstraint("query_id"),
+                      Index("ix_debt_queries_asked", "biller_id", "asked_at"))  # the charges
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     query_id: Mapped[str] = mapped_column(String(36))
@@ -249,6 +266,59 @@ class ForwardRow(Base):
     erp_reference: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ReportFileRow(Base):
+    """A payment report file (COB) imported: one row per distinct content, so that the
+    same file imported again is recognised, and a re-issue (same name, other content)
+    is imported as what it is."""
+
+    __tablename__ = "report_files"
+    __table_args__ = (
+        UniqueConstraint("biller_id", "sha256"),
+        CheckConstraint("records >= 0 AND rejected >= 0 AND rejected <= records",
+                        name="records"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    biller_id: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)  # the header's date
+    sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)  # detail records
+    rejected: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal] = mapped_column(Money)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReportLineRow(Base):
+    """A payment the network's report says it collected. A line's identity within a
+    biller is its channel, control number, invoice ID and payment date (see
+    :mod:`adapter.cob`): a line reported again (the same file, or a re-issue) is this
+    row, updated if the re-issue corrected it, never a second one."""
+
+    __tablename__ = "report_lines"
+    __table_args__ = (
+        UniqueConstraint("biller_id", "channel", "control", "invoice_id", "paid_on"),
+        CheckConstraint("amount >= 0", name="amount"),
+        Index("ix_report_lines_day", "biller_id", "paid_on"),  # reconciliation, per day
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    biller_id: Mapped[str] = mapped_column(String(4))
+    channel: Mapped[str] = mapped_column(String(2))
+    control: Mapped[str] = mapped_column(String(4))
+    invoice_id: Mapped[str] = mapped_column(String(20))
+    paid_on: Mapped[date] = mapped_column(Date)
+    customer_id: Mapped[str] = mapped_column(String(19))
+    due_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    movement: Mapped[str] = mapped_column(String(1))
+    credited_on: Mapped[date] = mapped_column(Date)
+    file_pk: Mapped[int] = mapped_column(ForeignKey("report_files.pk"))  # the latest to carry it
+    line: Mapped[int] = mapped_column(Integer)  # in that file
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class NonceRow(Base):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (Connection, Engine, and_, bindparam, exists, func, insert, or_, select,
                         update)
@@ -15,10 +15,14 @@ from sqlalchemy.orm import Session, aliased
 
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
                                   PaymentState, PaymentStatus, ReversalNotice, ReversalState,
-                                  StoredReversal, utcnow)
+                                  StoredReversal, business_day, utcnow)
+from adapter.domain.charges import Paid, Query
+from adapter.domain.reconciliation import NotifiedPayment
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
-from adapter.storage.orm import ForwardRow, InvoiceRow, PaymentRow, ReversalRow
+from adapter.storage.orm import (ForwardRow, InvoiceRow, PaymentRow, QueryRow, ReportLineRow,
+                                 ReversalRow)
+from adapter.storage.reports import Reports
 
 
 # The statements of the hot paths (every debt query, every notice), built once: Core
@@ -48,7 +52,21 @@ _REVERSAL_OF_OPERATION = select(_REVERSALS).where(
     _REVERSALS.c.biller_id == bindparam("k_biller"),
     _REVERSALS.c.operation_id == bindparam("k_operation"))
 _ADD_REVERSAL = insert(_REVERSALS)
+_QUERIES = QueryRow.__table__
 _OPERATION_LOCK = select(func.pg_advisory_xact_lock(bindparam("k_lock")))
+_COVERING = _PAYMENTS.alias("covering")
+_LINES = ReportLineRow.__table__
+_REPORTED_TWIN = (
+    select(_PAYMENTS.c.pk)
+    .join(_LINES, _LINES.c.pk == _PAYMENTS.c.report_line_pk)
+    .where(_LINES.c.biller_id == bindparam("k_biller"),
+           _LINES.c.paid_on.in_(bindparam("k_days", expanding=True)),
+           _LINES.c.customer_id == bindparam("k_customer"),
+           _LINES.c.invoice_id == bindparam("k_invoice"),
+           _PAYMENTS.c.amount == bindparam("k_amount"),
+           ~exists().where(_COVERING.c.covered_by_pk == _PAYMENTS.c.pk))
+    .order_by(_PAYMENTS.c.pk).limit(1))
+ONE_DAY = timedelta(days=1)
 
 
 def _lock_key(biller_id: str, operation_id: str) -> int:
@@ -202,10 +220,12 @@ class Payments:
                              Outcome(row.response_code), row.receipt_id)
 
     def add(self, notice: PaymentNotice, outcome: Outcome, receipt_id: str,
-            applied_invoice_pk: int | None, *, reversed_: bool = False) -> int:
+            applied_invoice_pk: int | None, *, reversed_: bool = False,
+            report_line_pk: int | None = None, covered_by_pk: int | None = None) -> int:
         """Store the notice (applied to that invoice, observed, or -- a reversal came
-        first -- reversed); returns its key."""
-        status = ("reversed" if reversed_ else
+        first -- reversed; or covered by the payment recorded from the report); a payment
+        recorded from a report line names it. Returns its key."""
+        status = ("reversed" if reversed_ else "covered" if covered_by_pk is not None else
                   "applied" if applied_invoice_pk is not None else "observed")
         result = self._tx.execute(_ADD_PAYMENT, dict(
             operation_id=notice.operation_id, receipt_id=receipt_id,
@@ -216,8 +236,44 @@ class Payments:
             status=status,
             response_code=int(outcome),
             applied_invoice_pk=applied_invoice_pk,
-            received_at=utcnow()))
+            received_at=utcnow(),
+            origin="notice" if report_line_pk is None else "report",
+            report_line_pk=report_line_pk, covered_by_pk=covered_by_pk))
         return result.inserted_primary_key[0]
+
+    def for_charges(self, biller_id: str, start: datetime, end: datetime) -> list[Paid]:
+        """The notices paid in [start, end) that stand (not reversed), as the query
+        charges need them."""
+        rows = self._tx.execute(select(
+            _PAYMENTS.c.operation_id, _PAYMENTS.c.customer_id, _PAYMENTS.c.invoice_id,
+            _PAYMENTS.c.paid_at, _PAYMENTS.c.query_id).where(
+            _PAYMENTS.c.biller_id == biller_id, _PAYMENTS.c.origin == "notice",
+            _PAYMENTS.c.status != "reversed",
+            _PAYMENTS.c.paid_at >= start, _PAYMENTS.c.paid_at < end))
+        return [Paid(*row) for row in rows]
+
+    def reported_twin(self, notice: PaymentNotice) -> int | None:
+        """The payment recorded from a report line that this notice is the late notice of
+        (same client, invoice and amount in pesos, paid the same day or the one before or
+        after), if there is one no other notice covers yet."""
+        if notice.currency is not Currency.ARS:
+            return None
+        day = business_day(notice.paid_at)
+        return self._tx.execute(_REPORTED_TWIN, {
+            "k_biller": notice.biller_id, "k_customer": notice.customer_id,
+            "k_invoice": notice.invoice_id, "k_amount": notice.amount,
+            "k_days": [day - ONE_DAY, day, day + ONE_DAY]}).scalar()
+
+    def notices_between(self, biller_id: str, start: datetime,
+                        end: datetime) -> list[NotifiedPayment]:
+        """The notices (not the payments recorded from the report) paid in [start, end)."""
+        rows = self._tx.execute(select(_PAYMENTS).where(
+            _PAYMENTS.c.biller_id == biller_id, _PAYMENTS.c.origin == "notice",
+            _PAYMENTS.c.paid_at >= start, _PAYMENTS.c.paid_at < end))
+        return [NotifiedPayment(row.operation_id, row.customer_id, row.invoice_id, row.amount,
+                                Currency(row.currency), business_day(row.paid_at),
+                                reversed=row.status == "reversed", channel=row.channel)
+                for row in rows]
 
     def reverse(self, biller_id: str, operation_id: str) -> int:
         """Mark this biller's stored notice reversed, and open again the invoice it paid
@@ -396,6 +452,24 @@ class Forwards:
                 for forward, payment in self._tx.session.execute(stmt)]
 
 
+class Queries:
+    """The debt queries recorded (:mod:`adapter.storage.query_log` writes them)."""
+
+    def __init__(self, transaction: _Transaction):
+        self._tx = transaction
+
+    def billers(self) -> list[str]:
+        return list(self._tx.execute(select(_QUERIES.c.biller_id).distinct()).scalars())
+
+    def between(self, biller_id: str, start: datetime, end: datetime) -> list[Query]:
+        rows = self._tx.execute(select(
+            _QUERIES.c.query_id, _QUERIES.c.customer_id, _QUERIES.c.invoice_id,
+            _QUERIES.c.asked_at, _QUERIES.c.response_code).where(
+            _QUERIES.c.biller_id == biller_id, _QUERIES.c.asked_at >= start,
+            _QUERIES.c.asked_at < end))
+        return [Query(*row) for row in rows]
+
+
 class UnitOfWork:
     """``with uow: ...; uow.commit()`` — one transaction; rolled back unless committed.
 
@@ -415,6 +489,8 @@ class UnitOfWork:
         self.payments = Payments(self._tx)
         self.reversals = Reversals(self._tx)
         self.forwards = Forwards(self._tx)
+        self.reports = Reports(self._tx)
+        self.queries = Queries(self._tx)
         return self
 
     def lock_operation(self, biller_id: str, operation_id: str) -> None:
