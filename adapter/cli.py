@@ -390,6 +390,64 @@ def _charges(settings: Settings, args) -> int:
     return 0
 
 
+def _observed_payments(settings: Settings):
+    from adapter.app import build
+    from adapter.service.observed import ObservedPayments
+
+    parts = build(settings)
+    upgrade_schema(parts.storage.engine)
+    return ObservedPayments(parts.storage, erp_configured=lambda biller:
+                            parts.erps.for_biller(biller) is not None)
+
+
+def _observed(settings: Settings, args) -> int:
+    from adapter.domain.model import utcnow
+    from adapter.soap.service import DESCRIPTIONS
+
+    waiting = _observed_payments(settings).waiting(args.empresa)
+    now = utcnow()
+    rows = [{"idRecibo": item.receipt_id, "empresa": item.notice.biller_id,
+             "idOperacion": item.notice.operation_id, "origin": item.origin,
+             "idCliente": item.notice.customer_id, "idFactura": item.notice.invoice_id,
+             "importe": str(item.notice.amount), "moneda": item.notice.currency.value,
+             "fechaPago": item.notice.paid_at.isoformat(),
+             "age_days": (now - item.received_at).days,
+             "why": f"{int(item.outcome)} {DESCRIPTIONS[item.outcome]}"} for item in waiting]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{len(rows)} observed payment(s) waiting for a decision")
+    for row in rows:
+        print(f"  {row['idRecibo']:<22} {row['empresa']} {row['idOperacion']:<20} "
+              f"{row['origin']:<6} {row['idCliente']:<19} {row['idFactura']:<20} "
+              f"{row['importe']:>14} {row['moneda']} {row['age_days']:>4} d  {row['why']}")
+    return 0
+
+
+def _resolve(settings: Settings, args) -> int:
+    from adapter.service.observed import DecisionRefused
+
+    if bool(args.apply_to) == bool(args.dismiss):
+        print("pmc-adapter resolve: --apply-to INVOICE or --dismiss, one of them",
+              file=sys.stderr)
+        return 2
+    observed = _observed_payments(settings)
+    try:
+        if args.dismiss:
+            decision = observed.dismiss(args.id, operator=args.operator,
+                                        reason=args.reason or "")
+        else:
+            decision = observed.apply(args.id, args.apply_to, operator=args.operator,
+                                      reason=args.reason or "applied by hand",
+                                      customer_id=args.customer)
+    except DecisionRefused as error:
+        print(f"pmc-adapter resolve: refused: {error}", file=sys.stderr)
+        return 1
+    print(f"payment {decision.receipt_id} ({decision.operation_id}) {decision.action}"
+          + (f" to invoice {decision.invoice_id}" if decision.invoice_id else ""))
+    return 0
+
+
 def _upgrade(settings: Settings, args) -> int:
     applied = upgrade_schema(make_engine(settings.database_url))
     print(f"schema up to date; migrations applied: {', '.join(applied) or 'none'}")
@@ -475,6 +533,22 @@ def main(argv: list[str] | None = None) -> int:
                          help="this biller only (repeatable; default: every one served)")
     charges.add_argument("--format", choices=["table", "csv"], default="table")
     charges.set_defaults(run=_charges)
+
+    observed = commands.add_parser(
+        "observed", help="list the observed payments waiting for a person's decision")
+    observed.add_argument("--empresa", help="this biller only")
+    observed.add_argument("--json", action="store_true")
+    observed.set_defaults(run=_observed)
+
+    resolve = commands.add_parser(
+        "resolve", help="apply an observed payment to an invoice, or dismiss it (once)")
+    resolve.add_argument("id", metavar="ID", help="the payment's idRecibo")
+    resolve.add_argument("--apply-to", metavar="INVOICE", help="an open invoice of its biller")
+    resolve.add_argument("--customer", help="the invoice's client, if not the payment's")
+    resolve.add_argument("--dismiss", action="store_true", help="close it without applying")
+    resolve.add_argument("--reason", help="why (required to dismiss)")
+    resolve.add_argument("--operator", required=True, help="who decides")
+    resolve.set_defaults(run=_resolve)
 
     upgrade = commands.add_parser("upgrade-schema", help="apply database migrations and exit")
     upgrade.set_defaults(run=_upgrade)

@@ -149,7 +149,9 @@ class SimulatedErp:
 
     def state(self) -> dict:
         with self._lock:
-            return {"payments": {ref: {"received": p["received"], "applied": p["applied"]}
+            return {"payments": {ref: {"received": p["received"], "applied": p["applied"],
+                                       **({"applied_to": p["AppliedTo"]}
+                                          if p.get("AppliedTo") else {})}
                                  for ref, p in self.payments.items()},
                     "reversals": {ref: {key: r[key] for key in ("received", "applied", "refused")}
                                   for ref, r in self.reversals.items()},
@@ -179,6 +181,8 @@ class SimulatedErp:
             return self._reply(self._customer_items(fields))
         if operation == "ReversePayment":
             answer = self._reverse_payment(fields)
+        elif operation == "ApplyPayment":
+            answer = self._apply_payment(fields)
         else:
             answer = self._post_payment(fields)
         time.sleep(self.latency_ms / 1000)  # applied already; only the answer is late
@@ -236,6 +240,31 @@ class SimulatedErp:
         etree.SubElement(result, f"{{{ERP_NS}}}RetMsg").text = \
             "Pago ya registrado" if duplicate else "Pago registrado"
         etree.SubElement(result, f"{{{ERP_NS}}}ErpDocNo").text = payment["erp_doc"]
+        return response
+
+    def _apply_payment(self, fields) -> etree._Element:
+        """A person applied an unapplied payment to a document: it pays that document."""
+        with self._lock:
+            payment = self.payments.get(fields["TxnRef"])
+            if payment is None or payment.get("CustCode") != fields["CustCode"]:
+                code, message = 9, "Pago inexistente"
+            elif payment.get("AppliedTo") == fields["DocNo"]:
+                code, message = 1, "Pago ya imputado"
+            elif payment.get("settled") or payment.get("AppliedTo"):
+                code, message = 9, "Pago ya imputado a otro documento"
+            else:
+                code, message = 0, "Pago imputado"
+                payment["AppliedTo"] = fields["DocNo"]
+                for item in self.items.get(fields["CustCode"], []):
+                    if item.doc_no == fields["DocNo"]:
+                        item.paid = True
+                        payment["settled"] = True
+                self._save()
+        log.info("payment %s applied to %s (%s)", fields["TxnRef"], fields["DocNo"], message)
+        response = etree.Element(f"{{{ERP_NS}}}ApplyPaymentResponse", nsmap={"erp": ERP_NS})
+        result = etree.SubElement(response, f"{{{ERP_NS}}}ApplyPaymentResult")
+        etree.SubElement(result, f"{{{ERP_NS}}}RetCode").text = str(code)
+        etree.SubElement(result, f"{{{ERP_NS}}}RetMsg").text = message
         return response
 
     def _reverse_payment(self, fields) -> etree._Element:

@@ -244,6 +244,8 @@ class PaymentState(enum.Enum):
     # a notice that came after its payment had been recorded from the network's report:
     # that payment applied it (answered 0)
     COVERED = "covered"
+    RESOLVED = "resolved"  # an observed payment a person applied to an invoice
+    DISMISSED = "dismissed"  # an observed payment a person closed without applying it
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ class ErpConnector(abc.ABC):
     def post_payment(self, notice: PaymentNotice, receipt_id: str) -> ErpAck:
         """Post a payment; must be safe to repeat (the ERP dedups on the operation ID)."""
 
+    def apply_payment(self, notice: PaymentNotice, invoice_id: str, receipt_id: str) -> ErpAck:
+        """Apply a payment posted earlier (unapplied: it was observed) to ``invoice_id``,
+        as a person decided; must be safe to repeat. Refused by default: listed as
+        rejected."""
+        raise ErpRejected(f"{type(self).__name__} cannot apply a posted payment to an invoice")
+
     def reverse_payment(self, reversal: ReversalNotice, reversal_id: str) -> ErpAck:
         """Reverse a payment posted earlier; must be safe to repeat. A connector that
         cannot reverse refuses, definitively: the reversal is listed as rejected."""

@@ -1,7 +1,7 @@
 """The bundled legacy ERP (``wsdl/legacy-erp.wsdl``), through zeep.
 
 Every name and format of that ERP lives here: ``GetCustomerItems``,
-``PostPayment`` and ``ReversePayment``, ``CustCode``/``DocNo``/``TxnRef``, dates ``DD/MM/YYYY``,
+``PostPayment``, ``ApplyPayment`` and ``ReversePayment``, ``CustCode``/``DocNo``/``TxnRef``, dates ``DD/MM/YYYY``,
 amounts ``15230,50``, currencies ``PES``/``DOL``, flags ``Y``/``N``. The
 rest of the adapter only sees :mod:`adapter.erp.connector`'s types.
 """
@@ -135,4 +135,16 @@ class LegacyErp(ErpConnector):
             raise ErpUnavailable(f"ReversePayment failed: {error}") from error
         if result.RetCode not in (POSTED, ALREADY_POSTED):
             raise ErpRejected(f"ReversePayment refused ({result.RetCode}): {result.RetMsg}")
+        return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)
+
+    def apply_payment(self, notice: PaymentNotice, invoice_id: str, receipt_id: str) -> ErpAck:
+        try:
+            result = self._service().ApplyPayment(
+                CompanyNo=notice.biller_id, TxnRef=notice.operation_id,
+                CustCode=notice.customer_id, DocNo=invoice_id,
+                Remarks=f"PMC recibo {receipt_id}: imputado por un operador")
+        except TRANSIENT as error:
+            raise ErpUnavailable(f"ApplyPayment failed: {error}") from error
+        if result.RetCode not in (POSTED, ALREADY_POSTED):
+            raise ErpRejected(f"ApplyPayment refused ({result.RetCode}): {result.RetMsg}")
         return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)

@@ -10,9 +10,10 @@ backoff, for as long as it takes. A forwarder killed mid-delivery leaves its
 claim to expire; the payment is then delivered again, which the ERP absorbs
 (it applies each operation ID once).
 
-A reversal is claimed only once its payment's forward is settled
+A reversal, or a person's application of an observed payment to an invoice (a
+"resolution"), is claimed only once its payment's forward is settled
 (:meth:`Forwards.claim_due`), so the ERP hears of it after the payment; if the
-ERP rejected the payment, the reversal is rejected too, without asking it.
+ERP rejected the payment, it is rejected too, without asking the ERP.
 """
 from __future__ import annotations
 
@@ -72,17 +73,20 @@ class Forwarder:
 
     def _deliver(self, task: ForwardTask) -> None:
         notice = task.notice
-        what = "payment" if task.reversal is None else "reversal of payment"
+        what = ("reversal of payment" if task.reversal is not None else
+                "application of payment" if task.apply_to_invoice is not None else "payment")
         connector = self._erps.for_biller(notice.biller_id)
         try:
             if task.payment_rejected:
                 raise ErpRejected("its payment was rejected by the ERP: nothing to reverse")
             if connector is None:
                 raise ErpUnavailable(f"no ERP is configured for biller {notice.biller_id}")
-            if task.reversal is None:
-                ack = connector.post_payment(notice, task.receipt_id)
-            else:
+            if task.reversal is not None:
                 ack = connector.reverse_payment(task.reversal, task.reversal_id)
+            elif task.apply_to_invoice is not None:
+                ack = connector.apply_payment(notice, task.apply_to_invoice, task.receipt_id)
+            else:
+                ack = connector.post_payment(notice, task.receipt_id)
         except ErpRejected as error:
             log.error("ERP rejected %s %s: %s", what, notice.operation_id, error)
             reason = str(error)

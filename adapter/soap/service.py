@@ -116,7 +116,9 @@ def reversal_response(answer: ReversalAnswer) -> wire.AnularPagoRespuesta:
 
 STATES = {PaymentState.APPLIED: "APLICADO", PaymentState.OBSERVED: "OBSERVADO",
           PaymentState.REVERSED: "ANULADO",
-          PaymentState.COVERED: "APLICADO"}  # applied by its payment recorded from the report
+          PaymentState.COVERED: "APLICADO",  # applied by its payment recorded from the report
+          PaymentState.RESOLVED: "APLICADO",  # applied by a person, to an invoice
+          PaymentState.DISMISSED: "OBSERVADO"}  # closed by a person, not applied
 
 
 def payment_status_response(status: PaymentStatus) -> wire.ConsultarPagoRespuesta:

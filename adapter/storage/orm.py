@@ -147,7 +147,11 @@ class PaymentRow(Base):
                         " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)"
                         " OR (status = 'reversed' AND applied_invoice_pk IS NULL)"
                         " OR (status = 'covered' AND applied_invoice_pk IS NULL"
-                        " AND covered_by_pk IS NOT NULL AND response_code = 0)",
+                        " AND covered_by_pk IS NOT NULL AND response_code = 0)"
+                        " OR (status = 'resolved' AND applied_invoice_pk IS NOT NULL"
+                        " AND response_code > 0)"
+                        " OR (status = 'dismissed' AND applied_invoice_pk IS NULL"
+                        " AND response_code > 0)",
                         name="applied_iff_linked"),
         UniqueConstraint("report_line_pk"),
         UniqueConstraint("covered_by_pk"),
@@ -168,9 +172,10 @@ class PaymentRow(Base):
     paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str | None] = mapped_column(String(30))
     query_id: Mapped[str | None] = mapped_column(String(36))
-    # 'applied' (paid the invoice), 'observed' (kept for reconciliation), 'reversed', or
-    # 'covered' (a notice that came after its payment was recorded from the report)
-    status: Mapped[str] = mapped_column(String(8))
+    # 'applied' (paid the invoice), 'observed' (kept for reconciliation), 'reversed',
+    # 'covered' (a notice that came after its payment was recorded from the report), or
+    # 'resolved' / 'dismissed' (an observed one a person applied, or closed)
+    status: Mapped[str] = mapped_column(String(9))
     response_code: Mapped[int] = mapped_column(Integer)
     applied_invoice_pk: Mapped[int | None] = mapped_column(ForeignKey("invoices.pk"))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -247,7 +252,7 @@ class ForwardRow(Base):
     __tablename__ = "erp_forwards"
     __table_args__ = (
         UniqueConstraint("payment_pk", "kind"),
-        CheckConstraint("kind IN ('payment', 'reversal')", name="kind"),
+        CheckConstraint("kind IN ('payment', 'reversal', 'resolution')", name="kind"),
         CheckConstraint("status IN ('pending', 'delivered', 'rejected')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered"),
@@ -256,7 +261,7 @@ class ForwardRow(Base):
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     payment_pk: Mapped[int] = mapped_column(ForeignKey("payments.pk"))
-    kind: Mapped[str] = mapped_column(String(8), default="payment")
+    kind: Mapped[str] = mapped_column(String(10), default="payment")
     status: Mapped[str] = mapped_column(String(9), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -319,6 +324,26 @@ class ReportLineRow(Base):
     line: Mapped[int] = mapped_column(Integer)  # in that file
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DecisionRow(Base):
+    """What a person decided about an observed payment: applied to an invoice, or
+    dismissed; by whom, when and why. One per payment: a decision is not made twice."""
+
+    __tablename__ = "payment_decisions"
+    __table_args__ = (
+        UniqueConstraint("payment_pk"),
+        CheckConstraint("(action = 'applied' AND invoice_pk IS NOT NULL)"
+                        " OR (action = 'dismissed' AND invoice_pk IS NULL)", name="action"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_pk: Mapped[int] = mapped_column(ForeignKey("payments.pk"))
+    action: Mapped[str] = mapped_column(String(9))
+    invoice_pk: Mapped[int | None] = mapped_column(ForeignKey("invoices.pk"))
+    operator: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class NonceRow(Base):

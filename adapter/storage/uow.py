@@ -20,8 +20,8 @@ from adapter.domain.charges import Paid, Query
 from adapter.domain.reconciliation import NotifiedPayment
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
-from adapter.storage.orm import (ForwardRow, InvoiceRow, PaymentRow, QueryRow, ReportLineRow,
-                                 ReversalRow)
+from adapter.storage.orm import (DecisionRow, ForwardRow, InvoiceRow, PaymentRow, QueryRow,
+                                 ReportLineRow, ReversalRow)
 from adapter.storage.reports import Reports
 
 
@@ -181,6 +181,14 @@ class Invoices:
             _invoice_key(biller_id, customer_id, invoice_id)).first()
         return None if row is None else _invoice_from_row(row)
 
+    def keyed(self, biller_id: str, customer_id: str, invoice_id: str, *,
+              lock: bool = False) -> tuple[int, Invoice] | None:
+        """One invoice with its key, or None."""
+        row = self._tx.execute(
+            _INVOICE_LOCKED if lock else _INVOICE,
+            _invoice_key(biller_id, customer_id, invoice_id)).first()
+        return None if row is None else (row.pk, _invoice_from_row(row))
+
     def of_customer(self, biller_id: str, customer_id: str) -> list[Invoice]:
         rows = self._tx.execute(
             _INVOICES_OF_CUSTOMER, {"k_biller": biller_id, "k_customer": customer_id})
@@ -241,6 +249,44 @@ class Payments:
             report_line_pk=report_line_pk, covered_by_pk=covered_by_pk))
         return result.inserted_primary_key[0]
 
+    def observed(self, biller_id: str | None = None) -> list[ObservedPayment]:
+        """The payments waiting for a person: notices answered 3-6 or 11, and report
+        lines that could not be applied; oldest first."""
+        stmt = select(_PAYMENTS).where(_PAYMENTS.c.status == "observed") \
+            .order_by(_PAYMENTS.c.received_at, _PAYMENTS.c.pk)
+        if biller_id is not None:
+            stmt = stmt.where(_PAYMENTS.c.biller_id == biller_id)
+        return [ObservedPayment(row.pk, row.receipt_id, _notice_from_row(row),
+                                Outcome(row.response_code), row.origin, row.received_at)
+                for row in self._tx.execute(stmt)]
+
+    def by_receipt(self, receipt_id: str, *, lock: bool = False):
+        """The payment row with this receipt ID (idRecibo), or None."""
+        stmt = select(_PAYMENTS).where(_PAYMENTS.c.receipt_id == receipt_id)
+        return self._tx.execute(stmt.with_for_update() if lock else stmt).first()
+
+    def decide(self, payment_pk: int, *, invoice_pk: int | None, operator: str, reason: str,
+               at: datetime) -> None:
+        """A person's decision on an observed payment: applied to ``invoice_pk`` (which
+        becomes paid), or dismissed. The decision's unique key refuses a second one."""
+        self._tx.execute(insert(DecisionRow.__table__).values(
+            payment_pk=payment_pk, action="applied" if invoice_pk else "dismissed",
+            invoice_pk=invoice_pk, operator=operator, reason=reason, decided_at=at))
+        changed = self._tx.execute(
+            update(_PAYMENTS).where(_PAYMENTS.c.pk == payment_pk,
+                                    _PAYMENTS.c.status == "observed")
+            .values(status="resolved" if invoice_pk else "dismissed",
+                    applied_invoice_pk=invoice_pk)).rowcount
+        if changed != 1:
+            raise Conflict(f"payment {payment_pk} is no longer observed")
+        if invoice_pk is not None:
+            self._tx.execute(update(_INVOICES).where(_INVOICES.c.pk == invoice_pk)
+                             .values(status="paid", updated_at=at))
+
+    def decision(self, payment_pk: int):
+        return self._tx.execute(select(DecisionRow.__table__).where(
+            DecisionRow.__table__.c.payment_pk == payment_pk)).first()
+
     def for_charges(self, biller_id: str, start: datetime, end: datetime) -> list[Paid]:
         """The notices paid in [start, end) that stand (not reversed), as the query
         charges need them."""
@@ -299,6 +345,16 @@ def _reversal_from_row(row) -> ReversalNotice:
         reversed_at=row.reversed_at, reason=row.reason)
 
 
+@dataclass(frozen=True)
+class ObservedPayment:
+    key: int
+    receipt_id: str
+    notice: PaymentNotice
+    outcome: Outcome  # why it was not applied
+    origin: str  # notice, report
+    received_at: datetime
+
+
 class Reversals:
     def __init__(self, transaction: _Transaction):
         self._tx = transaction
@@ -348,8 +404,10 @@ class ForwardTask:
     attempts: int
     reversal: ReversalNotice | None = None
     reversal_id: str | None = None
-    # a reversal's payment was rejected by the ERP: there is nothing there to reverse
+    # a reversal's (or resolution's) payment was rejected by the ERP: nothing to act on
     payment_rejected: bool = False
+    # a resolution: the invoice a person applied the (observed) payment to
+    apply_to_invoice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -407,20 +465,24 @@ class Forwards:
             return []
         its_payment = aliased(ForwardRow)
         rows = self._tx.session.execute(
-            select(ForwardRow, PaymentRow, ReversalRow, its_payment.status)
+            select(ForwardRow, PaymentRow, ReversalRow, its_payment.status,
+                   InvoiceRow.invoice_id)
             .join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
             .outerjoin(ReversalRow, and_(ForwardRow.kind == "reversal",
                                          ReversalRow.payment_pk == ForwardRow.payment_pk))
-            .outerjoin(its_payment, and_(ForwardRow.kind == "reversal",
+            .outerjoin(its_payment, and_(ForwardRow.kind != "payment",
                                          its_payment.payment_pk == ForwardRow.payment_pk,
                                          its_payment.kind == "payment"))
+            .outerjoin(DecisionRow, and_(ForwardRow.kind == "resolution",
+                                         DecisionRow.payment_pk == ForwardRow.payment_pk))
+            .outerjoin(InvoiceRow, InvoiceRow.pk == DecisionRow.invoice_pk)
             .where(ForwardRow.pk.in_(claimed)).order_by(ForwardRow.pk)).all()
         return [ForwardTask(forward.pk, _notice_from_row(payment), payment.receipt_id,
                             forward.attempts,
                             None if reversal is None else _reversal_from_row(reversal),
                             None if reversal is None else reversal.reversal_id,
-                            payment_status == "rejected")
-                for forward, payment, reversal, payment_status in rows]
+                            payment_status == "rejected", apply_to)
+                for forward, payment, reversal, payment_status, apply_to in rows]
 
     def _finish(self, task: ForwardTask, worker: str, **values) -> bool:
         result = self._tx.session.execute(

@@ -6,7 +6,10 @@ payments recorded from a report line, and late notices covered by one.
 * ``payments.covered_by_pk`` (unique) and status 'covered': a notice that came
   after its payment was recorded from the report points at that payment;
 * indexes on payments and debt queries by biller and time (a day's close, the
-  month's query charges).
+  month's query charges);
+* ``payment_decisions``: what a person decided about an observed payment, once;
+  payments may be 'resolved' (applied by that decision) or 'dismissed'; the
+  outbox carries 'resolution' rows (the ERP applies the payment to that invoice).
 
 Revision ID: 0005
 Revises: 0004
@@ -21,7 +24,9 @@ BEFORE = ("(status = 'applied' AND applied_invoice_pk IS NOT NULL AND response_c
           " OR (status = 'observed' AND applied_invoice_pk IS NULL AND response_code > 0)"
           " OR (status = 'reversed' AND applied_invoice_pk IS NULL)")
 COVERED = (" OR (status = 'covered' AND applied_invoice_pk IS NULL"
-           " AND covered_by_pk IS NOT NULL AND response_code = 0)")
+           " AND covered_by_pk IS NOT NULL AND response_code = 0)"
+           " OR (status = 'resolved' AND applied_invoice_pk IS NOT NULL AND response_code > 0)"
+           " OR (status = 'dismissed' AND applied_invoice_pk IS NULL AND response_code > 0)")
 
 revision = "0005"
 down_revision = "0004"
@@ -88,12 +93,49 @@ def upgrade() -> None:
             "report_line_pk IS NOT NULL AND covered_by_pk IS NULL)")
         batch.drop_constraint("ck_payments_applied_iff_linked", type_="check")
         batch.create_check_constraint("ck_payments_applied_iff_linked", BEFORE + COVERED)
+    with op.batch_alter_table("payments") as batch:
+        batch.alter_column("status", type_=sa.String(9), existing_type=sa.String(8),
+                           existing_nullable=False)
+    with op.batch_alter_table("erp_forwards") as batch:
+        batch.alter_column("kind", type_=sa.String(10), existing_type=sa.String(8),
+                           existing_nullable=False, existing_server_default="payment")
+        batch.drop_constraint("ck_erp_forwards_kind", type_="check")
+        batch.create_check_constraint("ck_erp_forwards_kind",
+                                      "kind IN ('payment', 'reversal', 'resolution')")
+    op.create_table(
+        "payment_decisions",
+        sa.Column("pk", sa.Integer(), nullable=False),
+        sa.Column("payment_pk", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(9), nullable=False),
+        sa.Column("invoice_pk", sa.Integer(), nullable=True),
+        sa.Column("operator", sa.String(64), nullable=False),
+        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("decided_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("pk", name="pk_payment_decisions"),
+        sa.ForeignKeyConstraint(["payment_pk"], ["payments.pk"],
+                                name="fk_payment_decisions_payment_pk_payments"),
+        sa.ForeignKeyConstraint(["invoice_pk"], ["invoices.pk"],
+                                name="fk_payment_decisions_invoice_pk_invoices"),
+        sa.UniqueConstraint("payment_pk", name="uq_payment_decisions_payment_pk"),
+        sa.CheckConstraint("(action = 'applied' AND invoice_pk IS NOT NULL)"
+                           " OR (action = 'dismissed' AND invoice_pk IS NULL)",
+                           name="ck_payment_decisions_action"),
+    )
     # what a day's close and the month's query charges look up
     op.create_index("ix_payments_paid", "payments", ["biller_id", "paid_at"])
     op.create_index("ix_debt_queries_asked", "debt_queries", ["biller_id", "asked_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("payment_decisions")
+    with op.batch_alter_table("erp_forwards") as batch:
+        batch.drop_constraint("ck_erp_forwards_kind", type_="check")
+        batch.create_check_constraint("ck_erp_forwards_kind", "kind IN ('payment', 'reversal')")
+        batch.alter_column("kind", type_=sa.String(8), existing_type=sa.String(10),
+                           existing_nullable=False, existing_server_default="payment")
+    with op.batch_alter_table("payments") as batch:
+        batch.alter_column("status", type_=sa.String(8), existing_type=sa.String(9),
+                           existing_nullable=False)
     op.drop_index("ix_debt_queries_asked", table_name="debt_queries")
     op.drop_index("ix_payments_paid", table_name="payments")
     # Refused by the database while a payment was recorded from a report or covered.
