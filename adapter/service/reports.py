@@ -94,6 +94,7 @@ class ReportImporter:
                                            summary.records, len(summary.rejected),
                                            summary.total, now)
             created = corrected = unchanged = done = 0
+            next_analysis = BATCH
             rejected = list(summary.rejected)
             lines = (item for item in read_cob(path) if isinstance(item, CobLine))
             for batch in _batches(lines, BATCH):
@@ -105,6 +106,9 @@ class ReportImporter:
                                           f"invoice ID and payment date as line {earlier_line}")
                              for line, earlier_line in counts.repeated]
                 done += len(batch)
+                if done >= next_analysis:  # at 1, 2, 4, 8... thousand lines
+                    uow.reports.refresh_statistics()
+                    next_analysis *= 2
                 progress(done)
             uow.commit()
         rejected.sort(key=lambda item: item.line)

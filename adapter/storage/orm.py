@@ -304,7 +304,8 @@ class ReportLineRow(Base):
 
     __tablename__ = "report_lines"
     __table_args__ = (
-        UniqueConstraint("biller_id", "channel", "control", "invoice_id", "paid_on"),
+        # the identity, invoice first: what an import looks its batch's twins up by
+        UniqueConstraint("biller_id", "invoice_id", "paid_on", "channel", "control"),
         CheckConstraint("amount >= 0", name="amount"),
         Index("ix_report_lines_day", "biller_id", "paid_on"),  # reconciliation, per day
     )

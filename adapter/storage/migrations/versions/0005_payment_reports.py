@@ -71,8 +71,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pk", name="pk_report_lines"),
         sa.ForeignKeyConstraint(["file_pk"], ["report_files.pk"],
                                 name="fk_report_lines_file_pk_report_files"),
-        sa.UniqueConstraint("biller_id", "channel", "control", "invoice_id", "paid_on",
-                            name="uq_report_lines_biller_id_channel_control_invoice_id_paid_on"),
+        # the identity, invoice first: what an import looks its batch's twins up by
+        sa.UniqueConstraint("biller_id", "invoice_id", "paid_on", "channel", "control",
+                            name="uq_report_lines_biller_id_invoice_id_paid_on_channel_control"),
         sa.CheckConstraint("amount >= 0", name="ck_report_lines_amount"),
     )
     op.create_index("ix_report_lines_day", "report_lines", ["biller_id", "paid_on"])
