@@ -401,7 +401,7 @@ def _observed_payments(settings: Settings):
 
 
 def _observed(settings: Settings, args) -> int:
-    from adapter.domain.model import utcnow
+    from adapter.domain.model import BUSINESS_TZ, utcnow
     from adapter.soap.service import DESCRIPTIONS
 
     waiting = _observed_payments(settings).waiting(args.empresa)
@@ -410,7 +410,7 @@ def _observed(settings: Settings, args) -> int:
              "idOperacion": item.notice.operation_id, "origin": item.origin,
              "idCliente": item.notice.customer_id, "idFactura": item.notice.invoice_id,
              "importe": str(item.notice.amount), "moneda": item.notice.currency.value,
-             "fechaPago": item.notice.paid_at.isoformat(),
+             "fechaPago": item.notice.paid_at.astimezone(BUSINESS_TZ).isoformat(),
              "age_days": (now - item.received_at).days,
              "why": f"{int(item.outcome)} {DESCRIPTIONS[item.outcome]}"} for item in waiting]
     if args.json:
