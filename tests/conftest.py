@@ -403,9 +403,36 @@ class ErpSim:
     def payment(self, operation_id: str) -> dict | None:
         return self.state()["payments"].get(operation_id)
 
+    def restore(self) -> None:
+        """Running and behaving again, after a test that stopped it or turned its knobs."""
+        if self.process.poll() is not None:
+            self.start()
+        self.configure(latency_ms=0, fail_rate=0)
+
     def configure(self, latency_ms: int = 0, fail_rate: float = 0.0) -> None:
         requests.post(self.base_url + "/_sim/config", timeout=10,
                       json={"latency_ms": latency_ms, "fail_rate": fail_rate}).raise_for_status()
+
+
+@contextlib.contextmanager
+def server_with_erp(database_url: str, workdir: Path, erp_rows: list[str]):
+    """A server of its own, with a bundled ERP of its own knowing ``erp_rows``, and the
+    database's storage (to put invoices in the billing base): (server, erp, storage)."""
+    from adapter.storage.db import make_engine
+    from adapter.storage.uow import Storage
+
+    (workdir / "erp").mkdir()
+    erp = ErpSim(workdir / "erp", erp_rows).start()
+    storage = Storage(make_engine(database_url))
+    try:
+        server = start_server(database_url, workdir, **erp_env(erp))
+        try:
+            yield server, erp, storage
+        finally:
+            stop_server(server)
+    finally:
+        erp.stop()
+        storage.engine.dispose()
 
 
 def erp_env(erp: ErpSim) -> dict:

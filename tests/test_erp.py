@@ -47,9 +47,7 @@ def erp(database_url, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def erp_up_and_well(erp):
     """Every test starts with the ERP running and behaving."""
-    if erp.process.poll() is not None:
-        erp.start()
-    erp.configure(latency_ms=0, fail_rate=0)
+    erp.restore()
 
 
 @pytest.fixture(scope="module")

@@ -15,32 +15,25 @@ import pytest
 import zeep
 
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
-from adapter.storage.db import make_engine
-from adapter.storage.uow import Storage
-from conftest import ErpSim, erp_env, start_server, stop_server, today, wait_until
+from conftest import erp_env, server_with_erp, today, wait_until
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 
 
 @pytest.fixture
 def desk(own_database, tmp_path):
-    (tmp_path / "erp").mkdir()
-    erp = ErpSim(tmp_path / "erp", [f"E1,EF-1,ARS,{today() + timedelta(30)},10.00,,,,"]).start()
-    server = start_server(own_database, tmp_path, **erp_env(erp))
-    storage = Storage(make_engine(own_database))
-    for customer, invoice_id, amount in [("C1", "F-1", "10.00"), ("C2", "F-2", "20.00"),
-                                         ("C2", "F-3", "30.00")]:
-        with storage.unit_of_work() as uow:
-            uow.invoices.save(Invoice("1234", customer, invoice_id, Currency.ARS,
-                                      (DueDate(today() + timedelta(10), Decimal(amount)),),
-                                      Origin.BILLING_BASE))
-            uow.commit()
-    environment = {**os.environ, **erp_env(erp), "PMC_ADAPTER_DATABASE_URL": own_database,
-                   "PMC_ADAPTER_EMPRESAS": "1234"}
-    yield server, erp, zeep.Client(server.soap_url + "?wsdl"), environment
-    stop_server(server)
-    erp.stop()
-    storage.engine.dispose()
+    rows = [f"E1,EF-1,ARS,{today() + timedelta(30)},10.00,,,,"]
+    with server_with_erp(own_database, tmp_path, rows) as (server, erp, storage):
+        for customer, invoice_id, amount in [("C1", "F-1", "10.00"), ("C2", "F-2", "20.00"),
+                                             ("C2", "F-3", "30.00")]:
+            with storage.unit_of_work() as uow:
+                uow.invoices.save(Invoice("1234", customer, invoice_id, Currency.ARS,
+                                          (DueDate(today() + timedelta(10), Decimal(amount)),),
+                                          Origin.BILLING_BASE))
+                uow.commit()
+        environment = {**os.environ, **erp_env(erp), "PMC_ADAPTER_DATABASE_URL": own_database,
+                       "PMC_ADAPTER_EMPRESAS": "1234"}
+        yield server, erp, zeep.Client(server.soap_url + "?wsdl"), environment
 
 
 def pay(pmc, customer, invoice_id, amount, operation):

@@ -19,10 +19,8 @@ from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.domain.reconciliation import (NotifiedPayment, ReportedPayment, State,
                                            business_days_back, is_business_day, pair,
                                            previous_business_day)
-from adapter.storage.db import make_engine
-from adapter.storage.uow import Storage
 from cobgen import write_cob
-from conftest import ErpSim, erp_env, start_server, stop_server, today, wait_until
+from conftest import erp_env, server_with_erp, today, wait_until
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 
@@ -100,14 +98,9 @@ def test_business_days_follow_argentinas_holidays():
 
 @pytest.fixture
 def closing(own_database, tmp_path):
-    (tmp_path / "erp").mkdir()
-    erp = ErpSim(tmp_path / "erp", [f"ZZ,ZZ-1,ARS,{today() + timedelta(30)},1.00,,,,"]).start()
-    server = start_server(own_database, tmp_path, **erp_env(erp))
-    storage = Storage(make_engine(own_database))
-    yield server, erp, storage
-    stop_server(server)
-    erp.stop()
-    storage.engine.dispose()
+    with server_with_erp(own_database, tmp_path,
+                         [f"ZZ,ZZ-1,ARS,{today() + timedelta(30)},1.00,,,,"]) as parts:
+        yield parts
 
 
 def cli(database_url, *arguments, erp=None):

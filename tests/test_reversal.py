@@ -49,9 +49,8 @@ def erp(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def erp_up_and_well(erp):
-    if erp.process.poll() is not None:
-        erp.start()
-    erp.configure(latency_ms=0, fail_rate=0)
+    """Every test starts with the ERP running and behaving."""
+    erp.restore()
 
 
 def config_file(directory: Path) -> Path:

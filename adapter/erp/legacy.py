@@ -107,44 +107,37 @@ class LegacyErp(ErpConnector):
                             for on, amount in due if on),
             origin=Origin.ERP, description=(item.Descr or "")[:100], paid=item.PaidFlag == "Y")
 
-    def post_payment(self, notice: PaymentNotice, receipt_id: str) -> ErpAck:
+    def _post(self, operation: str, **fields) -> ErpAck:
+        """Call one of the ERP's posting operations (PostPayment, ReversePayment,
+        ApplyPayment): they answer alike, 0 done, 1 done before (same TxnRef), else
+        refused for good."""
         try:
-            result = self._service().PostPayment(
-                CompanyNo=notice.biller_id, TxnRef=notice.operation_id,
-                CustCode=notice.customer_id, DocNo=notice.invoice_id,
-                Amount=format_amount(notice.amount), CurrCode=CURRENCY_CODES[notice.currency],
-                PayDate=format_time(notice.paid_at), Channel=notice.channel,
-                Remarks=f"PMC recibo {receipt_id}")
+            result = getattr(self._service(), operation)(**fields)
         except TRANSIENT as error:
-            raise ErpUnavailable(f"PostPayment failed: {error}") from error
+            raise ErpUnavailable(f"{operation} failed: {error}") from error
         if result.RetCode not in (POSTED, ALREADY_POSTED):
-            raise ErpRejected(f"PostPayment refused ({result.RetCode}): {result.RetMsg}")
+            raise ErpRejected(f"{operation} refused ({result.RetCode}): {result.RetMsg}")
         return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)
+
+    def post_payment(self, notice: PaymentNotice, receipt_id: str) -> ErpAck:
+        return self._post(
+            "PostPayment", CompanyNo=notice.biller_id, TxnRef=notice.operation_id,
+            CustCode=notice.customer_id, DocNo=notice.invoice_id,
+            Amount=format_amount(notice.amount), CurrCode=CURRENCY_CODES[notice.currency],
+            PayDate=format_time(notice.paid_at), Channel=notice.channel,
+            Remarks=f"PMC recibo {receipt_id}")
 
     def reverse_payment(self, reversal: ReversalNotice, reversal_id: str) -> ErpAck:
-        try:
-            result = self._service().ReversePayment(
-                CompanyNo=reversal.biller_id, TxnRef=reversal.operation_id, RevRef=reversal_id,
-                CustCode=reversal.customer_id, DocNo=reversal.invoice_id,
-                Amount=format_amount(reversal.amount),
-                CurrCode=CURRENCY_CODES[reversal.currency],
-                RevDate=format_time(reversal.reversed_at),
-                Remarks=f"PMC anulacion {reversal_id}" + (
-                    f": {reversal.reason}" if reversal.reason else ""))
-        except TRANSIENT as error:
-            raise ErpUnavailable(f"ReversePayment failed: {error}") from error
-        if result.RetCode not in (POSTED, ALREADY_POSTED):
-            raise ErpRejected(f"ReversePayment refused ({result.RetCode}): {result.RetMsg}")
-        return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)
+        return self._post(
+            "ReversePayment", CompanyNo=reversal.biller_id, TxnRef=reversal.operation_id,
+            RevRef=reversal_id, CustCode=reversal.customer_id, DocNo=reversal.invoice_id,
+            Amount=format_amount(reversal.amount), CurrCode=CURRENCY_CODES[reversal.currency],
+            RevDate=format_time(reversal.reversed_at),
+            Remarks=f"PMC anulacion {reversal_id}" + (
+                f": {reversal.reason}" if reversal.reason else ""))
 
     def apply_payment(self, notice: PaymentNotice, invoice_id: str, receipt_id: str) -> ErpAck:
-        try:
-            result = self._service().ApplyPayment(
-                CompanyNo=notice.biller_id, TxnRef=notice.operation_id,
-                CustCode=notice.customer_id, DocNo=invoice_id,
-                Remarks=f"PMC recibo {receipt_id}: imputado por un operador")
-        except TRANSIENT as error:
-            raise ErpUnavailable(f"ApplyPayment failed: {error}") from error
-        if result.RetCode not in (POSTED, ALREADY_POSTED):
-            raise ErpRejected(f"ApplyPayment refused ({result.RetCode}): {result.RetMsg}")
-        return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)
+        return self._post(
+            "ApplyPayment", CompanyNo=notice.biller_id, TxnRef=notice.operation_id,
+            CustCode=notice.customer_id, DocNo=invoice_id,
+            Remarks=f"PMC recibo {receipt_id}: imputado por un operador")
