@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (Connection, Engine, and_, bindparam, exists, func, insert, or_, select,
                         update)
@@ -305,10 +305,12 @@ class Payments:
         if notice.currency is not Currency.ARS:
             return None
         day = business_day(notice.paid_at)
+        days = [day + shift for shift in (-ONE_DAY, ONE_DAY)
+                if date.min + ONE_DAY <= day <= date.max - ONE_DAY] + [day]
         return self._tx.execute(_REPORTED_TWIN, {
             "k_biller": notice.biller_id, "k_customer": notice.customer_id,
             "k_invoice": notice.invoice_id, "k_amount": notice.amount,
-            "k_days": [day - ONE_DAY, day, day + ONE_DAY]}).scalar()
+            "k_days": days}).scalar()
 
     def notices_between(self, biller_id: str, start: datetime,
                         end: datetime) -> list[NotifiedPayment]:
