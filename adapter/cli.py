@@ -448,6 +448,22 @@ def _resolve(settings: Settings, args) -> int:
     return 0
 
 
+def _check_config(settings: Settings, args) -> int:
+    """Exit 0: everything answers; 1: a problem (each listed); 2: the configuration
+    itself is wrong (said by main, before this runs)."""
+    from adapter.checks import check_all, masked_settings
+
+    print("effective settings (secrets masked):")
+    print(json.dumps(masked_settings(settings), indent=2, default=str))
+    findings = check_all(settings)
+    for finding in findings:
+        mark = "ok  " if finding.ok else "FAIL"
+        print(f"{mark} {finding.what}: {finding.problem or finding.detail}")
+    problems = [finding for finding in findings if not finding.ok]
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def _upgrade(settings: Settings, args) -> int:
     applied = upgrade_schema(make_engine(settings.database_url))
     print(f"schema up to date; migrations applied: {', '.join(applied) or 'none'}")
@@ -549,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     resolve.add_argument("--reason", help="why (required to dismiss)")
     resolve.add_argument("--operator", required=True, help="who decides")
     resolve.set_defaults(run=_resolve)
+
+    check = commands.add_parser(
+        "check-config", help="validate the configuration and what it names, without starting")
+    check.set_defaults(run=_check_config)
 
     upgrade = commands.add_parser("upgrade-schema", help="apply database migrations and exit")
     upgrade.set_defaults(run=_upgrade)

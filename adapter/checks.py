@@ -1,0 +1,156 @@
+"""``pmc-adapter check-config``: is this configuration one the service can start and work
+with? Without starting it: the settings (file and environment) are loaded as ``serve``
+loads them, then every outside thing they name is tried -- files readable, TLS material
+loadable, the database reachable (and at which schema revision), each ERP's WSDL loadable
+-- and the effective settings are printed with every secret masked.
+"""
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+
+from sqlalchemy.engine import make_url
+
+from adapter.config import Settings
+
+MASK = "********"
+SECRET_NAMES = ("password", "secret", "token")
+
+
+@dataclass(frozen=True)
+class Finding:
+    what: str
+    problem: str | None  # None: fine
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """The effective settings, every secret replaced by a mask: passwords of callers, the
+    ERP and the FTPS server, and the database URL's."""
+    def mask(name: str, value: Any) -> Any:
+        if value in (None, "") or not isinstance(value, str):
+            return value
+        return MASK if any(word in name for word in SECRET_NAMES) else value
+
+    shown: dict[str, Any] = {}
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if field.name == "database_url":
+            value = make_url(value).render_as_string(hide_password=True)
+        elif field.name in ("callers", "billers"):
+            value = {key: {inner: mask(inner, v) for inner, v in section.items()}
+                     for key, section in value.items()}
+        elif isinstance(value, (frozenset, tuple)):
+            value = sorted(value) if isinstance(value, frozenset) else list(value)
+        else:
+            value = mask(field.name, value)
+        shown[field.name] = value
+    return shown
+
+
+def _readable(what: str, path: str | None) -> Finding | None:
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        return Finding(what, f"{path} does not exist (or is not a file)")
+    if not os.access(path, os.R_OK):
+        return Finding(what, f"{path} is not readable by this user")
+    return Finding(what, None, path)
+
+
+def check_tls(settings: Settings) -> list[Finding]:
+    found = [finding for finding in (
+        _readable("tls_cert", settings.tls_cert), _readable("tls_key", settings.tls_key),
+        _readable("tls_client_ca", settings.tls_client_ca),
+        _readable("cob_ftp_ca_file", settings.cob_ftp_ca_file)) if finding]
+    if settings.tls_cert and all(f.ok for f in found if f.what in ("tls_cert", "tls_key")):
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                settings.tls_cert, settings.tls_key)
+            found.append(Finding("tls_cert + tls_key", None, "a matching certificate and key"))
+        except (ssl.SSLError, OSError, ValueError) as error:
+            found.append(Finding("tls_cert + tls_key", f"not a usable certificate and key: "
+                                                       f"{error}"))
+    for name in ("tls_client_ca", "cob_ftp_ca_file"):
+        path = getattr(settings, name)
+        if path and os.access(path, os.R_OK):
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=path)
+            except (ssl.SSLError, OSError, ValueError) as error:
+                found.append(Finding(name, f"{path} holds no usable CA certificates: {error}"))
+    return found
+
+
+def check_database(settings: Settings) -> Finding:
+    from adapter.errors import StorageUnavailable
+    from adapter.storage.db import check_ready, make_engine, schema_heads
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and \
+            not os.path.exists(url.database):
+        folder = os.path.dirname(os.path.abspath(url.database))
+        if os.access(folder, os.W_OK):
+            return Finding("database", None, f"{url.database} does not exist yet: `pmc-adapter "
+                                             "serve` creates it")
+        return Finding("database", f"{url.database} does not exist and {folder} is not "
+                                   "writable")
+    engine = make_engine(settings.database_url)
+    try:
+        check_ready(engine, timeout=5)
+    except StorageUnavailable as error:
+        message = str(error)
+        # reachable, not (yet) at this version's schema: `serve` migrates it at start
+        if "alembic_version" in message:
+            return Finding("database", None, "reachable, no schema yet (`pmc-adapter serve` "
+                                             "or `upgrade-schema` creates it)")
+        if "schema is at" in message:
+            return Finding("database", None, f"reachable; {message} (`pmc-adapter serve` or "
+                                             "`upgrade-schema` migrates it)")
+        return Finding("database", message)
+    finally:
+        engine.dispose()
+    return Finding("database", None, f"reachable, schema at {sorted(schema_heads())}")
+
+
+def check_erps(settings: Settings, load: Callable[[Any], None] | None = None) -> list[Finding]:
+    """Each distinct ERP configuration: its connector built and its WSDL loaded."""
+    from adapter.erp.connector import ErpDirectory
+    from adapter.errors import AdapterError
+
+    directory = ErpDirectory(settings)
+    found = []
+    seen: set[int] = set()
+    for biller in [""] + sorted(set(settings.empresas) | set(settings.billers)):
+        what = f"ERP of biller {biller}" if biller else "ERP (global)"
+        try:
+            connector = directory.for_biller(biller)
+        except AdapterError as error:
+            found.append(Finding(what, str(error)))
+            continue
+        if connector is None or id(connector) in seen:
+            continue
+        seen.add(id(connector))
+        try:
+            (load or _load_wsdl)(connector)
+        except Exception as error:  # whatever zeep, requests or lxml raise
+            found.append(Finding(what, f"WSDL {connector.options.wsdl} not loadable: "
+                                       f"{error.__class__.__name__}: {error}"))
+        else:
+            found.append(Finding(what, None, f"WSDL {connector.options.wsdl} loaded"))
+    return found
+
+
+def _load_wsdl(connector) -> None:
+    service = getattr(connector, "_service", None)
+    if service is not None:
+        service()
+
+
+def check_all(settings: Settings) -> list[Finding]:
+    return [*check_tls(settings), check_database(settings), *check_erps(settings)]
