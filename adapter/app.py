@@ -48,7 +48,9 @@ def build(settings: Settings) -> Components:
     if erp_configured(settings):
         forwarder = Forwarder(storage, erps, lease=forward_lease(settings),
                               retry_base=settings.forward_retry_base,
-                              retry_max=settings.forward_retry_max)
+                              retry_max=settings.forward_retry_max,
+                              concurrency=settings.forward_concurrency,
+                              probe=settings.forward_probe)
     billing = BillingService(storage, erps, concurrency=settings.threads,
                              clock_skew=timedelta(seconds=settings.clock_skew),
                              on_payment_stored=forwarder.wake if forwarder else lambda: None,

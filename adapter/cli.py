@@ -69,7 +69,16 @@ def _worker(settings: Settings, args) -> int:
 
 
 def _forwards(settings: Settings, args) -> int:
+    from adapter.domain.model import utcnow
     from adapter.storage.uow import Storage
+
+    if args.retry_now is not None:
+        with Storage(make_engine(settings.database_url)).unit_of_work() as uow:
+            released = uow.forwards.retry_now(utcnow(), args.retry_now or None)
+            uow.commit()
+        print(f"{released} pending forward(s) due now"
+              + (f" (of {', '.join(args.retry_now)})" if args.retry_now else ""))
+        return 0
 
     status = "pending" if args.status == "failing" else args.status
     with Storage(make_engine(settings.database_url)).unit_of_work() as uow:
@@ -511,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     forwards.add_argument("--status", choices=["pending", "failing", "delivered", "rejected"])
     forwards.add_argument("--limit", type=int, default=100)
     forwards.add_argument("--json", action="store_true")
+    forwards.add_argument("--retry-now", nargs="*", metavar="ID",
+                          help="make the pending forwards (all, or of these idOperacion) due "
+                               "now, whatever their backoff")
     forwards.set_defaults(run=_forwards)
 
     fac = commands.add_parser("import-fac", help="load a billing base file (FACnnnn.DDMMAA)")

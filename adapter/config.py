@@ -88,9 +88,10 @@ COB_FTP_KEYS = ("cob_ftp_host", "cob_ftp_port", "cob_ftp_tls", "cob_ftp_username
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
+              "forward_probe",
               "request_timeout", "clock_skew", "wss_window")
 INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements",
-            "cob_ftp_port", "cob_fetch_days")
+            "cob_ftp_port", "cob_fetch_days", "forward_concurrency")
 VALIDATION_ENGINES = ("libxml2", "both")  # see adapter.soap.validation
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
@@ -124,6 +125,10 @@ class Settings:
     forward_poll: float = 2.0
     forward_retry_base: float = 2.0
     forward_retry_max: float = 300.0
+    # Deliveries at once per forwarder (each worker process runs one), and how often an
+    # ERP that failed is probed whatever the backoff (its backlog released when it answers).
+    forward_concurrency: int = 4
+    forward_probe: float = 10.0
     # How far ahead of this server's clock a payment may be dated and still be applied.
     clock_skew: float = 300.0
     # seconds a WS-Security PasswordDigest's Created may be from now (its nonce is

@@ -11,6 +11,8 @@ for demos, tests and QA, with knobs to misbehave:
   first and acknowledged late, as a slow ERP does);
 * ``--fail-rate F``: that share of calls is answered with a SOAP fault, before
   anything is done;
+* ``trickle_ms`` (``/_sim/config`` only): SOAP answers are sent one byte every N
+  ms, after the work is done (a link or an ERP that dribbles);
 * being stopped (and started again: ``--state FILE`` keeps its payments).
 
 Besides SOAP: ``GET /health``; ``GET /_sim/state`` (JSON, with
@@ -105,9 +107,14 @@ class SimulatedErp:
     state_file: Path | None = None
     payments: dict[str, dict] = field(default_factory=dict)
     reversals: dict[str, dict] = field(default_factory=dict)
+    trickle_ms: int = 0
+    # PostPayment calls that arrived while another call with the same TxnRef was still
+    # being answered: a payment sent twice at the same time
+    overlaps: int = 0
 
     def __post_init__(self):
         self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
         self._schema = _schema()
         if self.state_file and self.state_file.exists():
             saved = json.loads(self.state_file.read_text())
@@ -124,7 +131,17 @@ class SimulatedErp:
         status, content_type, body = self._route(environ)
         start_response(status, [("Content-Type", content_type),
                                 ("Content-Length", str(len(body)))])
+        trickle = self.trickle_ms / 1000
+        if trickle and environ.get("PATH_INFO") == "/erp" and \
+                environ.get("REQUEST_METHOD") == "POST":
+            return self._dribble(body, trickle)
         return [body]
+
+    @staticmethod
+    def _dribble(body: bytes, pause: float):
+        for index in range(len(body)):
+            yield body[index:index + 1]
+            time.sleep(pause)
 
     def _route(self, environ):
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
@@ -143,8 +160,10 @@ class SimulatedErp:
             with self._lock:
                 self.latency_ms = int(knobs.get("latency_ms", self.latency_ms))
                 self.fail_rate = float(knobs.get("fail_rate", self.fail_rate))
+                self.trickle_ms = int(knobs.get("trickle_ms", self.trickle_ms))
             return "200 OK", "application/json", json.dumps(
-                {"latency_ms": self.latency_ms, "fail_rate": self.fail_rate}).encode()
+                {"latency_ms": self.latency_ms, "fail_rate": self.fail_rate,
+                 "trickle_ms": self.trickle_ms}).encode()
         return "404 Not Found", "text/plain", b"not found\n"
 
     def state(self) -> dict:
@@ -155,6 +174,7 @@ class SimulatedErp:
                                  for ref, p in self.payments.items()},
                     "reversals": {ref: {key: r[key] for key in ("received", "applied", "refused")}
                                   for ref, r in self.reversals.items()},
+                    "overlaps": self.overlaps,
                     "paid": sorted([c, i.doc_no] for c, items in self.items.items()
                                    for i in items if i.paid)}
 
@@ -179,13 +199,23 @@ class SimulatedErp:
         if operation == "GetCustomerItems":
             time.sleep(self.latency_ms / 1000)
             return self._reply(self._customer_items(fields))
-        if operation == "ReversePayment":
-            answer = self._reverse_payment(fields)
-        elif operation == "ApplyPayment":
-            answer = self._apply_payment(fields)
-        else:
-            answer = self._post_payment(fields)
-        time.sleep(self.latency_ms / 1000)  # applied already; only the answer is late
+        reference = f"{operation}:{fields.get('TxnRef')}"
+        with self._lock:
+            if reference in self._in_flight:
+                self.overlaps += 1
+                log.warning("%s arrived again while the first was in flight", reference)
+            self._in_flight.add(reference)
+        try:
+            if operation == "ReversePayment":
+                answer = self._reverse_payment(fields)
+            elif operation == "ApplyPayment":
+                answer = self._apply_payment(fields)
+            else:
+                answer = self._post_payment(fields)
+            time.sleep(self.latency_ms / 1000)  # applied already; only the answer is late
+        finally:
+            with self._lock:
+                self._in_flight.discard(reference)
         return self._reply(answer)
 
     def _authorized(self, environ, envelope) -> bool:

@@ -407,11 +407,12 @@ class ErpSim:
         """Running and behaving again, after a test that stopped it or turned its knobs."""
         if self.process.poll() is not None:
             self.start()
-        self.configure(latency_ms=0, fail_rate=0)
+        self.configure(latency_ms=0, fail_rate=0, trickle_ms=0)
 
-    def configure(self, latency_ms: int = 0, fail_rate: float = 0.0) -> None:
+    def configure(self, latency_ms: int = 0, fail_rate: float = 0.0, trickle_ms: int = 0) -> None:
         requests.post(self.base_url + "/_sim/config", timeout=10,
-                      json={"latency_ms": latency_ms, "fail_rate": fail_rate}).raise_for_status()
+                      json={"latency_ms": latency_ms, "fail_rate": fail_rate,
+                            "trickle_ms": trickle_ms}).raise_for_status()
 
 
 @contextlib.contextmanager

@@ -109,3 +109,33 @@ def test_bad_erp_configuration_stops_the_start(tmp_path, section, words):
     config.write_text(f'[empresas.1234]\nerp_wsdl = "x.wsdl"\n{section}\n')
     with pytest.raises(ConfigurationError, match=words):
         ErpDirectory(load_settings(config, environ={})).check()
+
+
+def test_every_call_ends_by_its_timeout_even_when_the_erp_dribbles(guarded_erp):
+    """requests' timeout bounds each read: an ERP sending a byte every 0.2 s never trips
+    it. The connector's timeout is the whole call's: lookups and postings alike end by
+    then (and the WSDL, loaded before, stays loaded)."""
+    import time
+
+    erp = connector(guarded_erp, "basic", "pmc", "s3cret", timeout=1.0)
+    assert erp.customer_invoices("1234", "C1").customer_known  # the WSDL is loaded now
+    guarded_erp.configure(trickle_ms=200)
+    try:
+        for call in (lambda: erp.customer_invoices("1234", "C1"),
+                     lambda: erp.post_payment(PaymentNotice(
+                         "1234", unique("OP"), "C1", "F-1", Decimal("1.00"), Currency.USD,
+                         datetime.now(timezone.utc)), "R-1")):
+            started = time.monotonic()
+            with pytest.raises(ErpUnavailable, match="no complete answer within 1 s"):
+                call()
+            assert time.monotonic() - started < 2.5
+        # a fresh connector, whose WSDL load itself dribbles: the same bound
+        fresh = connector(guarded_erp, "basic", "pmc", "s3cret", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(ErpUnavailable):
+            fresh.customer_invoices("1234", "C1")
+        assert time.monotonic() - started < 2.5
+    finally:
+        guarded_erp.configure()
+    # the connections the deadline cut are not reused broken: it answers again
+    assert erp.customer_invoices("1234", "C1").customer_known

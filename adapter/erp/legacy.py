@@ -22,6 +22,7 @@ from zeep.wsse.username import UsernameToken
 from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin,
                                   PaymentNotice, ReversalNotice)
 from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup, ErpOptions
+from adapter.erp.deadline import DeadlineAdapter, DeadlineExceeded, within
 from adapter.errors import ErpRejected, ErpUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class LegacyErp(ErpConnector):
     def __init__(self, options: ErpOptions):
         super().__init__(options)
         self._session = requests.Session()  # pooled connections for every call
+        # every call, WSDL load included, ends within the timeout, however the ERP answers
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, DeadlineAdapter())
         if options.auth == "basic":
             self._session.auth = (options.username, options.password)
         self._client: zeep.Client | None = None
@@ -85,11 +89,18 @@ class LegacyErp(ErpConnector):
                 self._client = zeep.Client(self.options.wsdl, transport=transport, wsse=wsse)
             return self._client.service
 
-    def customer_invoices(self, biller_id: str, customer_id: str) -> ErpLookup:
+    def _call(self, operation: str, **fields):
+        """One call of the ERP's, WSDL load included, ended by ``timeout`` (total)."""
         try:
-            result = self._service().GetCustomerItems(CompanyNo=biller_id, CustCode=customer_id)
+            return within(self.options.timeout,
+                          lambda: getattr(self._service(), operation)(**fields))
+        except DeadlineExceeded as error:
+            raise ErpUnavailable(f"{operation}: {error}") from error
         except TRANSIENT as error:
-            raise ErpUnavailable(f"GetCustomerItems failed: {error}") from error
+            raise ErpUnavailable(f"{operation} failed: {error}") from error
+
+    def customer_invoices(self, biller_id: str, customer_id: str) -> ErpLookup:
+        result = self._call("GetCustomerItems", CompanyNo=biller_id, CustCode=customer_id)
         try:
             invoices = tuple(self._invoice(biller_id, item) for item in result.Items.Item or ())
         except (ValueError, KeyError, AttributeError) as error:
@@ -111,10 +122,7 @@ class LegacyErp(ErpConnector):
         """Call one of the ERP's posting operations (PostPayment, ReversePayment,
         ApplyPayment): they answer alike, 0 done, 1 done before (same TxnRef), else
         refused for good."""
-        try:
-            result = getattr(self._service(), operation)(**fields)
-        except TRANSIENT as error:
-            raise ErpUnavailable(f"{operation} failed: {error}") from error
+        result = self._call(operation, **fields)
         if result.RetCode not in (POSTED, ALREADY_POSTED):
             raise ErpRejected(f"{operation} refused ({result.RetCode}): {result.RetMsg}")
         return ErpAck(reference=result.ErpDocNo, duplicate=result.RetCode == ALREADY_POSTED)

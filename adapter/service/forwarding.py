@@ -22,6 +22,7 @@ import os
 import random
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -32,23 +33,37 @@ from adapter.storage.uow import Conflict, ForwardTask, Storage
 
 log = logging.getLogger(__name__)
 
-BATCH = 20
-
-
 class Forwarder:
+    """Claims as many due forwards as it delivers at once (``concurrency``), each for
+    ``lease`` seconds, and delivers them in parallel: every delivery starts when its
+    claim does and ends by the ERP's timeout (a total deadline, see
+    :mod:`adapter.erp.deadline`), so the lease -- several timeouts long -- always
+    outlives the delivery it covers, and no two forwarders ever send one item at once.
+
+    After an outage the retries have backed off (up to ``retry_max``); every ``probe``
+    seconds the oldest failing item is tried whatever its backoff, and the first retry
+    that reaches the ERP releases the biller's whole backlog at once.
+    """
+
     def __init__(self, storage: Storage, erps: ErpDirectory, *, lease: float,
-                 retry_base: float, retry_max: float,
+                 retry_base: float, retry_max: float, concurrency: int = 4,
+                 probe: float = 10.0,
                  clock: Callable[[], datetime] = utcnow, name: str | None = None):
         self._storage = storage
         self._erps = erps
         self._lease = timedelta(seconds=lease)
         self._retry_base = retry_base
         self._retry_max = retry_max
+        self._concurrency = concurrency
+        self._probe = timedelta(seconds=probe)
+        self._probed_at: datetime | None = None
         self._clock = clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._deliveries = ThreadPoolExecutor(max_workers=concurrency,
+                                              thread_name_prefix="erp-forward")
 
     # -- one round -------------------------------------------------------------------
 
@@ -58,18 +73,39 @@ class Forwarder:
         return delay * random.uniform(0.8, 1.0)
 
     def run_once(self) -> int:
-        """Deliver what is due now; returns how many forwards were attempted."""
+        """Deliver what is due now, ``concurrency`` at a time; returns how many forwards
+        were attempted."""
         now = self._clock()
+        probing = self._probed_at is None or now - self._probed_at >= self._probe
         try:
             with self._storage.unit_of_work() as uow:
-                tasks = uow.forwards.claim_due(self.name, now, now + self._lease, BATCH)
+                tasks = uow.forwards.claim_due(self.name, now, now + self._lease,
+                                               self._concurrency)
+                if not tasks and probing:  # nothing due: is a backed-off ERP back?
+                    tasks = uow.forwards.claim_oldest_failing(self.name, now,
+                                                              now + self._lease)
+                    self._probed_at = now
                 uow.commit()
         except (Conflict, StorageUnavailable) as error:
             log.warning("forwarder %s could not claim: %s", self.name, error)
             return 0
-        for task in tasks:
-            self._deliver(task)
+        for done in [self._deliveries.submit(self._deliver, task) for task in tasks]:
+            done.result()
         return len(tasks)
+
+    def _recovered(self, biller_id: str) -> None:
+        """A retry reached the ERP: what waits for its backoff may go now."""
+        try:
+            with self._storage.unit_of_work() as uow:
+                released = uow.forwards.release_backlog(biller_id, self._clock())
+                uow.commit()
+        except (Conflict, StorageUnavailable) as error:
+            log.warning("could not release the backlog of biller %s: %s", biller_id, error)
+            return
+        if released:
+            log.info("the ERP of biller %s answers again: %d waiting forwards released",
+                     biller_id, released)
+            self.wake()
 
     def _deliver(self, task: ForwardTask) -> None:
         notice = task.notice
@@ -104,6 +140,8 @@ class Forwarder:
                      ack.reference, ", already there" if ack.duplicate else "")
             self._record(task, lambda uow: uow.forwards.delivered(task, self.name,
                                                                  ack.reference))
+            if task.attempts:
+                self._recovered(notice.biller_id)
 
     def _record(self, task: ForwardTask, change) -> None:
         try:
@@ -127,7 +165,7 @@ class Forwarder:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                busy = self.run_once() == BATCH
+                busy = self.run_once() == self._concurrency
             except Exception:  # keep forwarding whatever happened in one round
                 log.exception("forwarder round failed")
                 busy = False

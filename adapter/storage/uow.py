@@ -445,6 +445,36 @@ class Forwards:
         worker only (a conditional UPDATE), until ``lease_until``. A reversal is due
         only once its payment's forward is settled (delivered or rejected), so that the
         ERP never hears of a reversal before its payment."""
+        return self._claim(worker, now, lease_until, limit, ForwardRow.next_attempt_at <= now,
+                           (ForwardRow.next_attempt_at, ForwardRow.pk))
+
+    def claim_oldest_failing(self, worker: str, now: datetime,
+                             lease_until: datetime) -> list[ForwardTask]:
+        """Claim the oldest item that failed before, whatever its backoff: a probe of
+        whether its ERP is back."""
+        return self._claim(worker, now, lease_until, 1, ForwardRow.attempts > 0,
+                           (ForwardRow.created_at, ForwardRow.pk))
+
+    def release_backlog(self, biller_id: str, now: datetime) -> int:
+        """Make the biller's failing items due now (its ERP answers again); how many."""
+        of_biller = select(PaymentRow.pk).where(PaymentRow.biller_id == biller_id)
+        return self._tx.session.execute(
+            update(ForwardRow)
+            .where(ForwardRow.status == "pending", ForwardRow.attempts > 0,
+                   ForwardRow.next_attempt_at > now, ForwardRow.payment_pk.in_(of_biller))
+            .values(next_attempt_at=now)).rowcount
+
+    def retry_now(self, now: datetime, operation_ids: list[str] | None = None) -> int:
+        """Make pending items due now: all, or those of these operation IDs; how many."""
+        stmt = update(ForwardRow).where(ForwardRow.status == "pending",
+                                        ForwardRow.next_attempt_at > now)
+        if operation_ids:
+            stmt = stmt.where(ForwardRow.payment_pk.in_(
+                select(PaymentRow.pk).where(PaymentRow.operation_id.in_(operation_ids))))
+        return self._tx.session.execute(stmt.values(next_attempt_at=now)).rowcount
+
+    def _claim(self, worker: str, now: datetime, lease_until: datetime, limit: int,
+               eligible, order) -> list[ForwardTask]:
         free = or_(ForwardRow.claimed_until.is_(None), ForwardRow.claimed_until < now)
         its_payment = aliased(ForwardRow)
         payment_unsettled = exists().where(its_payment.payment_pk == ForwardRow.payment_pk,
@@ -452,9 +482,9 @@ class Forwards:
                                            its_payment.status == "pending")
         candidates = self._tx.session.scalars(
             select(ForwardRow.pk)
-            .where(ForwardRow.status == "pending", ForwardRow.next_attempt_at <= now, free,
+            .where(ForwardRow.status == "pending", eligible, free,
                    or_(ForwardRow.kind == "payment", ~payment_unsettled))
-            .order_by(ForwardRow.next_attempt_at, ForwardRow.pk).limit(limit)).all()
+            .order_by(*order).limit(limit)).all()
         claimed = []
         for pk in candidates:
             result = self._tx.session.execute(
