@@ -1,6 +1,7 @@
 """Composition root: wires settings, storage, ERP connectors, use cases and the SOAP gateway."""
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -65,6 +66,9 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     parts.query_log.start()  # concurrent debt queries recorded in one commit
     if forward and parts.forwarder is not None:
         parts.forwarder.start(settings.forward_poll)
+        # a worker stopping (SIGTERM, gunicorn's graceful exit) lets its deliveries
+        # end and releases its claims; killed, it leaves them to their leases
+        atexit.register(parts.forwarder.stop, timeout=forward_lease(settings))
     engine = parts.storage.engine
     return Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
                    health_check=lambda: check_ready(engine),

@@ -62,9 +62,10 @@ def _worker(settings: Settings, args) -> int:
     if parts.forwarder is None:
         print("pmc-adapter worker: no ERP is configured, nothing to forward", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: parts.forwarder.stop(timeout=0))
-    signal.signal(signal.SIGINT, lambda *_: parts.forwarder.stop(timeout=0))
+    signal.signal(signal.SIGTERM, lambda *_: parts.forwarder.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: parts.forwarder.request_stop())
     parts.forwarder.run_forever(settings.forward_poll)
+    parts.forwarder.stop()  # the round in flight has ended: release what is still claimed
     return 0
 
 

@@ -144,3 +144,71 @@ def test_an_operator_releases_the_backlog_with_retry_now(own_database, erp, tmp_
         wait_until(lambda: all_delivered(server, 3), timeout=20, what="the backlog")
     finally:
         stop_server(server)
+
+
+def test_sigterm_mid_load_loses_nothing_and_leaves_no_claim(own_database, erp, tmp_path):
+    """Notices arrive and deliveries are in flight (a 1.5 s ERP) when the server gets
+    SIGTERM: every notice it answered is stored, the deliveries in flight end and are
+    recorded, and the claims left are released -- none waits for its lease -- so that a
+    server started again delivers the rest at once, each payment once."""
+    import threading
+
+    import requests
+    from lxml import etree
+
+    from conftest import TNS, envelope
+
+    erp.start()
+    erp.configure(latency_ms=1500)
+    environment = settings(erp, erp_timeout=4, forward_concurrency=2)
+    server = start_server(own_database, tmp_path, **environment)
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def notices():
+        while not stop.is_set():
+            operation = unique("OP")
+            try:
+                reply = requests.post(server.soap_url, timeout=10, data=envelope(
+                    "InformarPago", [("idEmpresa", "1234"), ("idOperacion", operation),
+                                     ("idCliente", "NOBODY"), ("idFactura", "F-1"),
+                                     ("importe", "1.00"), ("moneda", "ARS"),
+                                     ("fechaPago", f"{today()}T00:00:00-03:00")]),
+                    headers={"Content-Type": "text/xml; charset=utf-8",
+                             "SOAPAction": '"InformarPago"'})
+            except requests.RequestException:
+                continue  # refused or cut while stopping: not answered, not counted
+            if reply.status_code == 200 and etree.fromstring(reply.content).findtext(
+                    f".//{{{TNS}}}codigoRespuesta") == "3":
+                answered.append(operation)
+
+    senders = [threading.Thread(target=notices) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_until(lambda: len(answered) >= 20, timeout=60, what="notices answered")
+        wait_until(lambda: any(row[0] == "delivered" for row in forwards(server)),
+                   timeout=30, what="deliveries under way")
+        server.process.terminate()  # SIGTERM to gunicorn's master
+        server.process.wait(timeout=60)
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=30)
+        server.database.engine.dispose()
+    stored = {row[0] for row in server.database.rows("SELECT operation_id FROM payments")}
+    assert set(answered) <= stored
+    claimed = server.database.rows(
+        "SELECT count(*) FROM erp_forwards WHERE status = 'pending' AND claimed_by IS NOT NULL")
+    assert claimed[0][0] == 0
+    assert erp.state()["overlaps"] == 0
+
+    erp.configure(latency_ms=0)
+    again = start_server(own_database, tmp_path, **environment)
+    try:
+        wait_until(lambda: all(row[0] == "delivered" for row in forwards(again)), timeout=60,
+                   what="the rest delivered")
+        received = erp.state()["payments"]
+        assert all(received[op]["received"] == 1 for op in stored)
+    finally:
+        stop_server(again)

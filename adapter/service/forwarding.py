@@ -178,8 +178,29 @@ class Forwarder:
                                         name="erp-forwarder", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10) -> None:
+    def request_stop(self) -> None:
+        """Ask the forwarding loop to end after its round (safe in a signal handler)."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop forwarding: no new claims; the deliveries in flight end (each by its
+        ERP timeout, within ``timeout``), then the claims this forwarder still holds are
+        released, so that another forwarder delivers them at once instead of waiting
+        for the leases to run out."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._deliveries.shutdown(wait=True)
+        self.release_claims()
+
+    def release_claims(self) -> None:
+        try:
+            with self._storage.unit_of_work() as uow:
+                released = uow.forwards.release_claims(self.name)
+                uow.commit()
+        except (Conflict, StorageUnavailable) as error:  # the leases will run out
+            log.warning("forwarder %s could not release its claims: %s", self.name, error)
+            return
+        if released:
+            log.info("forwarder %s released %d claim(s)", self.name, released)

@@ -464,6 +464,13 @@ class Forwards:
                    ForwardRow.next_attempt_at > now, ForwardRow.payment_pk.in_(of_biller))
             .values(next_attempt_at=now)).rowcount
 
+    def release_claims(self, worker: str) -> int:
+        """Give up ``worker``'s claims on what is still pending (it stops); how many."""
+        return self._tx.session.execute(
+            update(ForwardRow).where(ForwardRow.claimed_by == worker,
+                                     ForwardRow.status == "pending")
+            .values(claimed_by=None, claimed_until=None)).rowcount
+
     def retry_now(self, now: datetime, operation_ids: list[str] | None = None) -> int:
         """Make pending items due now: all, or those of these operation IDs; how many."""
         stmt = update(ForwardRow).where(ForwardRow.status == "pending",
