@@ -72,7 +72,13 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     engine = parts.storage.engine
     return Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
                    health_check=lambda: check_ready(engine),
-                   guard=guard_for(settings, NonceRegistry(engine).first_use))
+                   guard=guard_for(settings, NonceRegistry(engine).first_use),
+                   outbox=lambda: outbox_states(parts.storage))
+
+
+def outbox_states(storage: Storage) -> list:
+    with storage.unit_of_work(read_only=True) as uow:
+        return uow.forwards.states()
 
 
 def guard_for(settings: Settings, first_use: NonceCheck | None = None) -> Guard:

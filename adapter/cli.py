@@ -23,6 +23,9 @@ log = logging.getLogger("adapter")
 
 
 def _serve(settings: Settings, args) -> int:
+    # before anything imports prometheus_client: every worker counts into this folder
+    from adapter.metrics_folder import prepare_multiprocess
+    prepare_multiprocess()
     from adapter.app import erp_configured, guard_for, make_wsgi_app
     from adapter.erp.connector import ErpDirectory
     from adapter.gunicorn_app import serve_wsgi

@@ -45,6 +45,7 @@ Config file example::
     # who may call (both optional; unset = anyone, with a warning at start)
     allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
     trusted_proxies = ["10.20.0.5/32"]   # its X-Forwarded-Proto/-Host name the WSDL's address
+    metrics_networks = ["10.30.0.0/24"]  # optional: who may scrape /metrics (Prometheus)
 
     [callers.pmc]            # the network: HTTP Basic or WS-Security UsernameToken
     password = "change-me"
@@ -163,6 +164,8 @@ class Settings:
     # Proxies (networks) whose X-Forwarded-Proto/-Host say the address clients use:
     # the WSDL then advertises that address. Unset: those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # Who may scrape /metrics; unset: the same allow-list as every route.
+    metrics_networks: tuple[str, ...] = ()
     # HTTPS, terminated by gunicorn (both files PEM; unset = plain HTTP).
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -285,6 +288,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
 
     networks = _networks("allowed_networks", raw.pop("allowed_networks", []))
     proxies = _networks("trusted_proxies", raw.pop("trusted_proxies", []))
+    monitoring = _networks("metrics_networks", raw.pop("metrics_networks", []))
 
     if bool(raw.get("tls_cert")) != bool(raw.get("tls_key")):
         raise ConfigurationError("HTTPS needs both tls_cert and tls_key")
@@ -346,6 +350,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
            for name in FLOAT_KEYS},
         allowed_networks=networks,
         trusted_proxies=proxies,
+        metrics_networks=monitoring,
         callers=callers,
         billers=billers,
     )

@@ -50,6 +50,8 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             self.cfg.set("timeout", timeout)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("loglevel", log_level)
+            # a dead worker's live metrics (gauges) are not the server's any more
+            self.cfg.set("child_exit", _forget_worker_metrics)
             self.cfg.set("accesslog", "-")
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
                 # one control socket per user would clash between instances
@@ -66,3 +68,8 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             return load()
 
     _Server().run()
+
+
+def _forget_worker_metrics(_arbiter, worker) -> None:
+    from adapter.metrics_folder import worker_exited
+    worker_exited(worker.pid)

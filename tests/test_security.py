@@ -383,8 +383,8 @@ def test_a_password_text_over_plain_http_is_refused(secured, schema):
     assert secured.database.counts() == before
     lines = [line for line in secured.log().splitlines()
              if "PasswordText of pmc over plain HTTP" in line]
-    assert lines and all("refused request from 127.0.0.1: Client.NotAuthenticated" in line
-                         for line in lines)  # one line: address, caller and reason
+    assert lines and all("refused ConsultarDeuda from 127.0.0.1: Client.NotAuthenticated" in line
+                         for line in lines)  # one line: operation, address, caller, reason
     assert "pmc-s3cret" not in secured.log()  # never the secret
     # the same token, through the trusted TLS proxy
     assert post(secured, schema, with_security(token("pmc", "pmc-s3cret")),

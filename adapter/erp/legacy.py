@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +20,7 @@ from zeep.exceptions import Error as ZeepError
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
+from adapter import metrics
 from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin,
                                   PaymentNotice, ReversalNotice)
 from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup, ErpOptions
@@ -91,13 +93,18 @@ class LegacyErp(ErpConnector):
 
     def _call(self, operation: str, **fields):
         """One call of the ERP's, WSDL load included, ended by ``timeout`` (total)."""
+        started, result = time.perf_counter(), "unavailable"
         try:
-            return within(self.options.timeout,
-                          lambda: getattr(self._service(), operation)(**fields))
+            answer = within(self.options.timeout,
+                            lambda: getattr(self._service(), operation)(**fields))
+            result = "ok"
+            return answer
         except DeadlineExceeded as error:
             raise ErpUnavailable(f"{operation}: {error}") from error
         except TRANSIENT as error:
             raise ErpUnavailable(f"{operation} failed: {error}") from error
+        finally:
+            metrics.ERP_CALLS.labels(operation, result).observe(time.perf_counter() - started)
 
     def customer_invoices(self, biller_id: str, customer_id: str) -> ErpLookup:
         result = self._call("GetCustomerItems", CompanyNo=biller_id, CustCode=customer_id)

@@ -10,8 +10,10 @@ leaves; one that fails is a bug, logged and replaced by a ``Server`` fault.
 Routes: ``POST /soap`` (SOAP), ``GET /soap?wsdl`` (the contract, with this
 server's address), ``GET /soap?xsd=<name>`` (the schemas it imports, by the
 absolute URLs the served WSDL gives), ``GET /xsd/<name>`` and
-``GET /wsdl/<name>`` (the bundled files, for relative imports), ``GET /health``. Every route honours the address allow-list;
-``public_wsdl`` opens the contract's routes to anyone.
+``GET /wsdl/<name>`` (the bundled files, for relative imports), ``GET /health``,
+``GET /metrics`` (Prometheus). Every route honours the address allow-list;
+``public_wsdl`` opens the contract's routes to anyone, ``metrics_networks`` gives
+``/metrics`` a list of its own.
 """
 from __future__ import annotations
 
@@ -26,8 +28,10 @@ from urllib.parse import parse_qs
 
 from lxml import etree
 
+from adapter import metrics
 from adapter.config import Settings
-from adapter.errors import (AdapterError, InternalError, InvalidResponse, SoapActionMismatch,
+from adapter.errors import (AddressNotAllowed, AdapterError, InternalError, InvalidResponse,
+                            NotAuthenticated, NotAuthorized, SoapActionMismatch,
                             SchemaViolation, UnknownBiller, UnknownOperation)
 from adapter.soap import contract, envelope, transport
 from adapter.soap.contract import SOAP_ENV_NS, Operation
@@ -74,6 +78,9 @@ def _fault_reply(error: AdapterError, operation: Operation | None = None,
         log.warning("refused %s from %s: %s %s%s", operation.name if operation else "request",
                     client or "an unknown address", error.fault_code, error,
                     f" ({reason})" if reason else "")
+    metrics.FAULTS.labels(error.fault_code).inc()
+    if isinstance(error, (AddressNotAllowed, NotAuthenticated, NotAuthorized)):
+        metrics.REFUSALS.labels(error.fault_code).inc()
     # SOAP 1.1 over HTTP: a fault travels with status 500.
     return _reply("500 Internal Server Error", fault_envelope(error, error_id), XML_CONTENT_TYPE)
 
@@ -81,7 +88,8 @@ def _fault_reply(error: AdapterError, operation: Operation | None = None,
 class Gateway:
     def __init__(self, dispatcher: SpyneDispatcher, settings: Settings,
                  health_check: Callable[[], None], guard: Guard | None = None,
-                 validator: ContractValidator | None = None):
+                 validator: ContractValidator | None = None,
+                 outbox: Callable[[], list] = lambda: []):
         self._dispatch = dispatcher
         self._settings = settings
         self._health_check = health_check
@@ -90,6 +98,8 @@ class Gateway:
         self._namespace = contract.target_namespace()
         self._guard = guard or Guard({}, [])
         self._trusted_proxies = transport.networks(settings.trusted_proxies)
+        self._metrics_networks = transport.networks(settings.metrics_networks)
+        self._outbox = outbox  # the outbox's state, for /metrics
 
     # -- WSGI ------------------------------------------------------------------
 
@@ -118,12 +128,19 @@ class Gateway:
         path = posixpath.normpath(path)
         contract_route = (path == SOAP_PATH and ("wsdl" in query or "xsd" in query)) or \
             path == f"/wsdl/{contract.WSDL_NAME}" or path.startswith("/xsd/")
-        if not (contract_route and self._settings.public_wsdl):
+        if path == "/metrics" and self._metrics_networks:
+            if not transport.address_in(environ.get("REMOTE_ADDR"), self._metrics_networks):
+                log.warning("refused GET /metrics from %s: not in metrics_networks",
+                            environ.get("REMOTE_ADDR"))
+                return _reply("403 Forbidden", b"address not allowed\n", "text/plain")
+        elif not (contract_route and self._settings.public_wsdl):
             try:
                 self._guard.check_address(environ.get("REMOTE_ADDR"))
             except AdapterError as error:
                 log.warning("refused GET %s: %s", path, error)
                 return _reply("403 Forbidden", b"address not allowed\n", "text/plain")
+        if path == "/metrics":
+            return _reply("200 OK", metrics.exposition(self._outbox), metrics.CONTENT_TYPE)
         if path == "/health":
             return self._health()
         if path == SOAP_PATH:
@@ -174,13 +191,23 @@ class Gateway:
             root = envelope.parse(envelope.decode(body, content_type.charset),
                                   max_depth=self._settings.max_xml_depth,
                                   max_elements=self._settings.max_xml_elements)
-            operation, request = self._admit(envelope.open_envelope(root), environ)
+            message = envelope.open_envelope(root)
+            # named for the log and the metrics even if refused (None: no such operation)
+            operation = self._operations.get(message.request.tag)
+            operation, request = self._admit(message, environ)
             ctx = self._dispatch(request)
             self._check_response(ctx.out_document, operation)
             payload = self._dispatch.to_bytes(ctx)
         except AdapterError as error:
+            name = operation.name if operation else "unknown"
+            metrics.REQUESTS.labels(name, "fault").inc()
+            metrics.LATENCY.labels(name).observe(time.perf_counter() - started)
             return _fault_reply(error, operation, environ.get("REMOTE_ADDR"))
-        log.info("%s answered in %.1f ms", operation.name, (time.perf_counter() - started) * 1e3)
+        elapsed = time.perf_counter() - started
+        code = ctx.out_document.findtext(f".//{{{self._namespace}}}codigoRespuesta")
+        metrics.REQUESTS.labels(operation.name, code if code is not None else "ok").inc()
+        metrics.LATENCY.labels(operation.name).observe(elapsed)
+        log.info("%s answered in %.1f ms", operation.name, elapsed * 1e3)
         return _reply("200 OK", payload, XML_CONTENT_TYPE)
 
     def _admit(self, message: envelope.Envelope,

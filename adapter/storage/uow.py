@@ -8,8 +8,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import (Connection, Engine, and_, bindparam, exists, func, insert, or_, select,
-                        update)
+from sqlalchemy import (Connection, Engine, and_, bindparam, case, exists, func, insert, or_,
+                        select, update)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
@@ -18,6 +18,7 @@ from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, P
                                   StoredReversal, business_day, utcnow)
 from adapter.domain.charges import Paid, Query
 from adapter.domain.reconciliation import NotifiedPayment
+from adapter import metrics
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
 from adapter.storage.orm import (DecisionRow, ForwardRow, InvoiceRow, PaymentRow, QueryRow,
@@ -464,6 +465,14 @@ class Forwards:
                    ForwardRow.next_attempt_at > now, ForwardRow.payment_pk.in_(of_biller))
             .values(next_attempt_at=now)).rowcount
 
+    def states(self) -> list[tuple[str, int, datetime | None]]:
+        """(state, items, oldest item's creation) per state: pending (never tried),
+        failing (tried, waiting for a retry), delivered, rejected."""
+        state = case((and_(ForwardRow.status == "pending", ForwardRow.attempts > 0), "failing"),
+                     else_=ForwardRow.status)
+        return [(row[0], row[1], row[2]) for row in self._tx.session.execute(
+            select(state, func.count(), func.min(ForwardRow.created_at)).group_by(state))]
+
     def release_claims(self, worker: str) -> int:
         """Give up ``worker``'s claims on what is still pending (it stops); how many."""
         return self._tx.session.execute(
@@ -608,6 +617,7 @@ class UnitOfWork:
         if isinstance(exc, IntegrityError):
             raise Conflict(str(exc.orig)) from exc
         if isinstance(exc, OperationalError):
+            metrics.DATABASE_ERRORS.inc()
             raise StorageUnavailable(f"database error: {exc.orig}") from exc
         return False
 
