@@ -17,6 +17,7 @@ import sys
 from adapter import __version__
 from adapter.config import Settings, load_settings
 from adapter.errors import ConfigurationError, RequestTimeout
+from adapter.logs import TEXT_FORMAT, use_format
 from adapter.storage.db import make_engine, upgrade_schema
 
 log = logging.getLogger("adapter")
@@ -600,12 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     sim.set_defaults(run=_erp_sim)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
     if args.command == "erp-sim":  # a stand-in for another system: not the adapter's settings
         return args.run(None, args)
     try:
         settings = load_settings(args.config)
+        use_format(settings.log_format)
         overrides = {key: getattr(args, key, None) for key in ("bind", "workers", "threads")}
         settings = Settings(**{**settings.__dict__,
                                **{k: v for k, v in overrides.items() if v is not None}})

@@ -21,6 +21,7 @@ Config file example::
     public_wsdl = false           # true: GET routes (WSDL, XSD) skip the address allow-list
     tls_at_proxy = false          # true: TLS ends at a proxy in front (PasswordText allowed)
     validation = "libxml2"        # who decides a message is valid; "both": xmlschema too
+    log_format = "text"           # or "json": one JSON object per log line
     reversal_cutoff_hour = 24     # a payment may be reversed until this hour of its day
     charge_window_days = 0        # business days after a debt query a payment may end it
 
@@ -115,6 +116,8 @@ class Settings:
     # Seconds a client has to send a whole request (headers and body), from its first byte.
     request_timeout: float = 10.0
     log_level: str = "info"
+    # "text" (a terminal's), or "json": one JSON object per line (adapter.logs)
+    log_format: str = "text"
     # The legacy ERP (none configured = billing base only).
     erp_wsdl: str | None = None
     erp_timeout: float = 3.0
@@ -305,6 +308,10 @@ def load_settings(config_file: str | os.PathLike | None = None,
     if bad:
         raise ConfigurationError(f"biller numbers are 4 digits; got {', '.join(bad)}")
 
+    log_format = str(raw.get("log_format", Settings.log_format))
+    if log_format not in ("text", "json"):
+        raise ConfigurationError(f"log_format: {log_format!r} is not 'text' or 'json'")
+
     validation = str(raw.get("validation", Settings.validation))
     if validation not in VALIDATION_ENGINES:
         raise ConfigurationError(f"validation: {validation!r} is not one of "
@@ -330,6 +337,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         raise ConfigurationError("cob_ftp_tls must be 'implicit' or 'explicit'")
 
     return Settings(
+        log_format=log_format,
         validation=validation,
         charge_window_days=charge_window,
         cob_ftp_tls=tls_mode,

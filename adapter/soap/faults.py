@@ -3,8 +3,8 @@
 Every fault the adapter sends has the same shape: ``faultcode`` in the SOAP
 envelope namespace with a dotted sub-code (``soap:Client.SchemaViolation``),
 a human ``faultstring``, and a ``detail`` carrying the contract's ``falla``
-element (``codigo`` = the sub-code, ``mensaje`` = the faultstring), so that
-clients generated from the WSDL get a typed fault.
+element (``codigo`` = the sub-code, ``mensaje`` = the faultstring, ``idSolicitud`` =
+the request's ID, as logged), so that clients generated from the WSDL get a typed fault.
 
 What the client did wrong is told precisely. What went wrong inside the
 adapter is not: a ``Server`` fault says what kind of failure it was and gives
@@ -31,7 +31,8 @@ def fault_message(error: AdapterError, error_id: str | None = None) -> str:
     return f"{public} (error ID {error_id})" if error_id else public
 
 
-def fault_envelope(error: AdapterError, error_id: str | None = None) -> bytes:
+def fault_envelope(error: AdapterError, error_id: str | None = None,
+                   request_id: str | None = None) -> bytes:
     """A complete SOAP 1.1 envelope carrying ``error`` as a fault."""
     ns = target_namespace()
     message = fault_message(error, error_id)
@@ -44,4 +45,6 @@ def fault_envelope(error: AdapterError, error_id: str | None = None) -> bytes:
                              nsmap={"tns": ns})
     etree.SubElement(falla, f"{{{ns}}}codigo").text = error.fault_code
     etree.SubElement(falla, f"{{{ns}}}mensaje").text = message
+    if request_id is not None:
+        etree.SubElement(falla, f"{{{ns}}}idSolicitud").text = request_id
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")

@@ -63,14 +63,18 @@ def _not_soap_method() -> _Reply:
                   b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
 
 
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def _fault_reply(error: AdapterError, operation: Operation | None = None,
-                 client: str | None = None) -> _Reply:
-    """The fault for ``error``; the adapter's own failures are logged under an error ID,
-    refusals in one line with the client's address and, for an authentication, the caller
-    and the reason (never a secret)."""
+                 client: str | None = None, request_id: str | None = None) -> _Reply:
+    """The fault for ``error``, carrying the request's ID; the adapter's own failures
+    are logged under it (their error ID), refusals in one line with the client's address
+    and, for an authentication, the caller and the reason (never a secret)."""
     error_id = None
     if is_internal(error):
-        error_id = uuid.uuid4().hex[:12]
+        error_id = request_id or new_request_id()
         log.error("error %s in %s: %s: %s", error_id, operation.name if operation else "request",
                   error.fault_code, error, exc_info=error if error.__traceback__ else None)
     else:
@@ -82,7 +86,11 @@ def _fault_reply(error: AdapterError, operation: Operation | None = None,
     if isinstance(error, (AddressNotAllowed, NotAuthenticated, NotAuthorized)):
         metrics.REFUSALS.labels(error.fault_code).inc()
     # SOAP 1.1 over HTTP: a fault travels with status 500.
-    return _reply("500 Internal Server Error", fault_envelope(error, error_id), XML_CONTENT_TYPE)
+    reply = _reply("500 Internal Server Error", fault_envelope(error, error_id, request_id),
+                   XML_CONTENT_TYPE)
+    if request_id is not None:
+        reply.headers.append(("X-Request-ID", request_id))
+    return reply
 
 
 class Gateway:
@@ -183,7 +191,8 @@ class Gateway:
 
     def _soap(self, environ: dict) -> _Reply:
         started = time.perf_counter()
-        operation = None
+        request_id = new_request_id()
+        operation = request = None
         try:
             self._guard.check_address(environ.get("REMOTE_ADDR"))
             content_type = transport.content_type(environ.get("CONTENT_TYPE"))
@@ -194,21 +203,45 @@ class Gateway:
             message = envelope.open_envelope(root)
             # named for the log and the metrics even if refused (None: no such operation)
             operation = self._operations.get(message.request.tag)
-            operation, request = self._admit(message, environ)
-            ctx = self._dispatch(request)
+            operation, admitted = self._admit(message, environ)
+            request = admitted  # for the log line: only once it passed every check
+            ctx = self._dispatch(admitted)
             self._check_response(ctx.out_document, operation)
             payload = self._dispatch.to_bytes(ctx)
         except AdapterError as error:
             name = operation.name if operation else "unknown"
+            elapsed = time.perf_counter() - started
             metrics.REQUESTS.labels(name, "fault").inc()
-            metrics.LATENCY.labels(name).observe(time.perf_counter() - started)
-            return _fault_reply(error, operation, environ.get("REMOTE_ADDR"))
+            metrics.LATENCY.labels(name).observe(elapsed)
+            self._log_request(request_id, name, request, None, f"fault {error.fault_code}",
+                              elapsed, environ)
+            return _fault_reply(error, operation, environ.get("REMOTE_ADDR"), request_id)
         elapsed = time.perf_counter() - started
         code = ctx.out_document.findtext(f".//{{{self._namespace}}}codigoRespuesta")
         metrics.REQUESTS.labels(operation.name, code if code is not None else "ok").inc()
         metrics.LATENCY.labels(operation.name).observe(elapsed)
-        log.info("%s answered in %.1f ms", operation.name, elapsed * 1e3)
-        return _reply("200 OK", payload, XML_CONTENT_TYPE)
+        self._log_request(request_id, operation.name, request, ctx.out_document,
+                          code if code is not None else "ok", elapsed, environ)
+        reply = _reply("200 OK", payload, XML_CONTENT_TYPE)
+        reply.headers.append(("X-Request-ID", request_id))
+        return reply
+
+    def _log_request(self, request_id: str, operation: str, request, response,
+                     outcome: str, elapsed: float, environ: dict) -> None:
+        """One line per SOAP request: who, what, the answer, how long; never a payload
+        or a secret (the identifiers PMC gave, the outcome, the time)."""
+        ns = self._namespace
+        fields = {"request": request_id, "operation": operation,
+                  "empresa": None if request is None else request.findtext(f"{{{ns}}}idEmpresa"),
+                  "idOperacion": None if request is None else
+                  request.findtext(f"{{{ns}}}idOperacion"),
+                  "idConsulta": None if response is None else
+                  response.findtext(f".//{{{ns}}}idConsulta"),
+                  "outcome": outcome, "ms": round(elapsed * 1e3, 1),
+                  "client": environ.get("REMOTE_ADDR")}
+        shown = {key: value for key, value in fields.items() if value is not None}
+        log.info("soap " + " ".join(f"{key}={value}" for key, value in shown.items()),
+                 extra={"fields": shown})
 
     def _admit(self, message: envelope.Envelope,
                environ: dict) -> tuple[Operation, etree._Element]:
