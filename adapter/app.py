@@ -68,7 +68,7 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
         parts.forwarder.start(settings.forward_poll)
         # a worker stopping (SIGTERM, gunicorn's graceful exit) lets its deliveries
         # end and releases its claims; killed, it leaves them to their leases
-        atexit.register(parts.forwarder.stop, timeout=forward_lease(settings))
+        atexit.register(parts.forwarder.stop, timeout=settings.graceful_timeout)
     engine = parts.storage.engine
     return Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
                    health_check=lambda: check_ready(engine),

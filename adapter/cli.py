@@ -50,6 +50,7 @@ def _serve(settings: Settings, args) -> int:
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,
                workers=settings.workers, threads=settings.threads,
                log_level=settings.log_level, tls=tls, client_ca=settings.tls_client_ca,
+               graceful_timeout=settings.graceful_timeout,
                request_timeout=settings.request_timeout,
                max_request_bytes=settings.max_request_bytes,
                timeout_response=fault_envelope(RequestTimeout(

@@ -90,7 +90,7 @@ COB_FTP_KEYS = ("cob_ftp_host", "cob_ftp_port", "cob_ftp_tls", "cob_ftp_username
 ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
             "erp_password")
 FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
-              "forward_probe",
+              "forward_probe", "graceful_timeout",
               "request_timeout", "clock_skew", "wss_window")
 INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements",
             "cob_ftp_port", "cob_fetch_days", "forward_concurrency")
@@ -113,6 +113,8 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     max_xml_depth: int = 32
     max_xml_elements: int = 500
+    # Seconds a stopping server (SIGTERM) gives the requests and deliveries in flight.
+    graceful_timeout: float = 20.0
     # Seconds a client has to send a whole request (headers and body), from its first byte.
     request_timeout: float = 10.0
     log_level: str = "info"

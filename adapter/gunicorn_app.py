@@ -1,6 +1,7 @@
 """Running a WSGI application under gunicorn from our own commands."""
 from __future__ import annotations
 
+import math
 import ssl
 from typing import Callable
 
@@ -10,7 +11,7 @@ from adapter.gunicorn_worker import BufferingWorker
 
 
 def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads: int = 1,
-               log_level: str = "info", timeout: int = 60,
+               log_level: str = "info", timeout: int = 60, graceful_timeout: float = 20,
                tls: tuple[str, str] | None = None, client_ca: str | None = None,
                request_timeout: float = 10.0,
                max_request_bytes: int = 64 * 1024, timeout_response: bytes = b"") -> None:
@@ -48,7 +49,8 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             # never by gunicorn's default of loopback.
             self.cfg.set("forwarded_allow_ips", "")
             self.cfg.set("timeout", timeout)
-            self.cfg.set("graceful_timeout", 20)
+            # SIGTERM: stop accepting, finish what is in flight, exit within this
+            self.cfg.set("graceful_timeout", max(1, math.ceil(graceful_timeout)))
             self.cfg.set("loglevel", log_level)
             # a dead worker's live metrics (gauges) are not the server's any more
             self.cfg.set("child_exit", _forget_worker_metrics)
