@@ -264,13 +264,9 @@ class SimulatedErp:
                         payment["settled"] = True
                 self._save()
         log.info("payment %s received (%s)", fields["TxnRef"], "again" if duplicate else "applied")
-        response = etree.Element(f"{{{ERP_NS}}}PostPaymentResponse", nsmap={"erp": ERP_NS})
-        result = etree.SubElement(response, f"{{{ERP_NS}}}PostPaymentResult")
-        etree.SubElement(result, f"{{{ERP_NS}}}RetCode").text = "1" if duplicate else "0"
-        etree.SubElement(result, f"{{{ERP_NS}}}RetMsg").text = \
-            "Pago ya registrado" if duplicate else "Pago registrado"
-        etree.SubElement(result, f"{{{ERP_NS}}}ErpDocNo").text = payment["erp_doc"]
-        return response
+        return self._posting_result(
+            "PostPayment", 1 if duplicate else 0,
+            "Pago ya registrado" if duplicate else "Pago registrado", payment["erp_doc"])
 
     def _apply_payment(self, fields) -> etree._Element:
         """A person applied an unapplied payment to a document: it pays that document."""
@@ -291,11 +287,7 @@ class SimulatedErp:
                         payment["settled"] = True
                 self._save()
         log.info("payment %s applied to %s (%s)", fields["TxnRef"], fields["DocNo"], message)
-        response = etree.Element(f"{{{ERP_NS}}}ApplyPaymentResponse", nsmap={"erp": ERP_NS})
-        result = etree.SubElement(response, f"{{{ERP_NS}}}ApplyPaymentResult")
-        etree.SubElement(result, f"{{{ERP_NS}}}RetCode").text = str(code)
-        etree.SubElement(result, f"{{{ERP_NS}}}RetMsg").text = message
-        return response
+        return self._posting_result("ApplyPayment", code, message)
 
     def _reverse_payment(self, fields) -> etree._Element:
         with self._lock:
@@ -323,12 +315,19 @@ class SimulatedErp:
                 reversal["refused"] += 1
             self._save()
         log.info("reversal of %s received (%s)", fields["TxnRef"], message)
-        response = etree.Element(f"{{{ERP_NS}}}ReversePaymentResponse", nsmap={"erp": ERP_NS})
-        result = etree.SubElement(response, f"{{{ERP_NS}}}ReversePaymentResult")
+        return self._posting_result("ReversePayment", code, message,
+                                    reversal["erp_doc"] if code != 9 else None)
+
+    @staticmethod
+    def _posting_result(operation: str, code: int, message: str,
+                        erp_doc: str | None = None) -> etree._Element:
+        """The answer of PostPayment, ApplyPayment or ReversePayment: one shape."""
+        response = etree.Element(f"{{{ERP_NS}}}{operation}Response", nsmap={"erp": ERP_NS})
+        result = etree.SubElement(response, f"{{{ERP_NS}}}{operation}Result")
         etree.SubElement(result, f"{{{ERP_NS}}}RetCode").text = str(code)
         etree.SubElement(result, f"{{{ERP_NS}}}RetMsg").text = message
-        if code != 9:
-            etree.SubElement(result, f"{{{ERP_NS}}}ErpDocNo").text = reversal["erp_doc"]
+        if erp_doc is not None:
+            etree.SubElement(result, f"{{{ERP_NS}}}ErpDocNo").text = erp_doc
         return response
 
     def _save(self) -> None:

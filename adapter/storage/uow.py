@@ -177,14 +177,12 @@ class Invoices:
     def get(self, biller_id: str, customer_id: str, invoice_id: str, *,
             lock: bool = False) -> Invoice | None:
         """One invoice; ``lock`` holds it until commit (PostgreSQL: row lock)."""
-        row = self._tx.execute(
-            _INVOICE_LOCKED if lock else _INVOICE,
-            _invoice_key(biller_id, customer_id, invoice_id)).first()
-        return None if row is None else _invoice_from_row(row)
+        found = self.keyed(biller_id, customer_id, invoice_id, lock=lock)
+        return None if found is None else found[1]
 
     def keyed(self, biller_id: str, customer_id: str, invoice_id: str, *,
               lock: bool = False) -> tuple[int, Invoice] | None:
-        """One invoice with its key, or None."""
+        """One invoice with its key, or None; ``lock`` as for :meth:`get`."""
         row = self._tx.execute(
             _INVOICE_LOCKED if lock else _INVOICE,
             _invoice_key(biller_id, customer_id, invoice_id)).first()
