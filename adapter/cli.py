@@ -279,8 +279,7 @@ def _reconcile(settings: Settings, args) -> int:
         return 2
     parts = build(settings)
     upgrade_schema(parts.storage.engine)
-    reconciler = Reconciler(parts.storage, erp_configured=lambda biller:
-                            parts.erps.for_biller(biller) is not None)
+    reconciler = Reconciler(parts.storage, erp_configured=parts.erps.configured)
     billers = args.empresa or sorted(settings.empresas) or reconciler.billers()
     closes = [reconciler.close(biller, first, last) for biller in billers]
     rows = [_item_row(close.biller_id, item) for close in closes for item in close.items]
@@ -411,8 +410,7 @@ def _observed_payments(settings: Settings):
 
     parts = build(settings)
     upgrade_schema(parts.storage.engine)
-    return ObservedPayments(parts.storage, erp_configured=lambda biller:
-                            parts.erps.for_biller(biller) is not None)
+    return ObservedPayments(parts.storage, erp_configured=parts.erps.configured)
 
 
 def _observed(settings: Settings, args) -> int:

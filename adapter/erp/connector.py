@@ -104,6 +104,10 @@ class ErpDirectory:
                 self._connectors[biller_id] = self._build(biller_id)
             return self._connectors[biller_id]
 
+    def configured(self, biller_id: str) -> bool:
+        """Whether the biller has an ERP (its own, or the global one)."""
+        return self.for_biller(biller_id) is not None
+
     def _build(self, biller_id: str) -> ErpConnector | None:
         options = self._settings.erp_options(biller_id)
         if not options["erp_wsdl"]:

@@ -203,7 +203,7 @@ class Gateway:
             message = envelope.open_envelope(root)
             # named for the log and the metrics even if refused (None: no such operation)
             operation = self._operations.get(message.request.tag)
-            operation, admitted = self._admit(message, environ)
+            admitted = self._admit(message, operation, environ)
             request = admitted  # for the log line: only once it passed every check
             ctx = self._dispatch(admitted)
             self._check_response(ctx.out_document, operation)
@@ -243,16 +243,16 @@ class Gateway:
         log.info("soap " + " ".join(f"{key}={value}" for key, value in shown.items()),
                  extra={"fields": shown})
 
-    def _admit(self, message: envelope.Envelope,
-               environ: dict) -> tuple[Operation, etree._Element]:
-        """The operation and its request, once the caller may make it and the contract
-        accepts it; the request in the form the XSD defines for its values."""
+    def _admit(self, message: envelope.Envelope, operation: Operation | None,
+               environ: dict) -> etree._Element:
+        """The request of ``operation`` (the one its body names; None: no such one), once
+        the caller may make it and the contract accepts it; in the form the XSD defines
+        for its values."""
         envelope.refuse_not_understood(message.header_blocks, self._guard.understood_headers)
         caller = self._guard.authenticate(
             environ, [block for block in message.header_blocks if block.tag == SECURITY_HEADER])
 
         request = message.request
-        operation = self._operations.get(request.tag)
         if operation is None:
             names = ", ".join(op.name for op in self._operations.values())
             raise UnknownOperation(f"no operation takes <{request.tag}>; "
@@ -273,11 +273,11 @@ class Gateway:
 
         biller = request.findtext(f"{{{self._namespace}}}idEmpresa")
         if biller is None:  # valid without one: an operation that acts for no biller (Eco)
-            return operation, request
+            return request
         if not self._settings.serves(biller):
             raise UnknownBiller(f"idEmpresa {biller} is not served by this adapter")
         self._guard.authorize_biller(caller, biller)
-        return operation, request
+        return request
 
     # -- the response ----------------------------------------------------------------
 
