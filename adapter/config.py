@@ -79,6 +79,11 @@ from typing import Any, Mapping
 
 from adapter.errors import ConfigurationError
 
+#: libxml2's own nesting limit when lxml parses without huge_tree (as the gateway
+#: does): a deeper document is refused by the parser whatever max_xml_depth says, so
+#: max_xml_depth may not promise more.
+LIBXML2_MAX_DEPTH = 256
+
 ENV_PREFIX = "PMC_ADAPTER_"
 DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
 BILLER_ID = re.compile(r"[0-9]{4}")
@@ -338,6 +343,12 @@ def load_settings(config_file: str | os.PathLike | None = None,
             for section in billers.values()):
         raise ConfigurationError("cob_ftp_tls must be 'implicit' or 'explicit'")
 
+    integers = {name: _positive(name, raw.get(name, getattr(Settings, name)))
+                for name in INT_KEYS}
+    if integers["max_xml_depth"] > LIBXML2_MAX_DEPTH:
+        # deeper documents are refused by libxml2 itself (no huge_tree), whatever we say
+        raise ConfigurationError(f"max_xml_depth must be at most {LIBXML2_MAX_DEPTH} "
+                                 f"(the XML parser's own limit), got {integers['max_xml_depth']}")
     return Settings(
         log_format=log_format,
         validation=validation,
@@ -352,7 +363,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         empresas=empresas,
         public_wsdl=_flag("public_wsdl", raw.get("public_wsdl", Settings.public_wsdl)),
         tls_at_proxy=_flag("tls_at_proxy", raw.get("tls_at_proxy", Settings.tls_at_proxy)),
-        **{name: _positive(name, raw.get(name, getattr(Settings, name))) for name in INT_KEYS},
+        **integers,
         log_level=str(raw.get("log_level", Settings.log_level)),
         **{name: raw.get(name, getattr(Settings, name))
            for name in ERP_KEYS + OPTIONAL_TEXT_KEYS if name not in FLOAT_KEYS},

@@ -37,6 +37,7 @@ def test_environment_wins_over_the_file(tmp_path):
     ({"PMC_ADAPTER_PUBLIC_WSDL": "maybe"}, "public_wsdl must be true or false"),
     ({"PMC_ADAPTER_REQUEST_TIMEOUT": "0"}, "request_timeout must be positive"),
     ({"PMC_ADAPTER_MAX_XML_ELEMENTS": "lots"}, "max_xml_elements must be a whole number"),
+    ({"PMC_ADAPTER_MAX_XML_DEPTH": "257"}, "max_xml_depth must be at most 256"),
 ])
 def test_bad_configuration_is_refused_with_a_reason(environ, words):
     with pytest.raises(ConfigurationError, match=words):
