@@ -114,3 +114,52 @@ def _refusal(error: etree.XMLSyntaxError, max_depth: int) -> Exception:
     if message.startswith("Resource limit exceeded"):
         return RequestTooLarge(f"the document exceeds the XML parser's limits: {message}")
     return MalformedXml(f"malformed XML: {message}")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    root: etree._Element
+    header_blocks: tuple[etree._Element, ...]  # the Header's entries addressed to this service
+    request: etree._Element  # the one Body entry
+
+
+def open_envelope(root: etree._Element) -> Envelope:
+    """The SOAP 1.1 envelope's parts, checked: an optional Header, one Body, one entry."""
+    name = etree.QName(root)
+    if name.localname == "Envelope" and name.namespace != SOAP_ENV_NS:
+        version = "SOAP 1.2" if name.namespace == SOAP12_ENV_NS else f"namespace {name.namespace!r}"
+        raise VersionMismatch(f"this service speaks SOAP 1.1 ({SOAP_ENV_NS}), not {version}")
+    if root.tag != ENVELOPE:
+        raise NotSoapEnvelope(f"expected a SOAP 1.1 Envelope, got <{root.tag}>")
+    parts = list(root)
+    if [part.tag for part in parts] not in ([BODY], [HEADER, BODY]) \
+            or (root.text or "").strip() or any((part.tail or "").strip() for part in parts):
+        raise NotSoapEnvelope("an Envelope holds an optional Header, then one Body, "
+                              "and nothing else")
+    body = parts[-1]
+    entries = list(body)
+    if len(entries) != 1 or (body.text or "").strip() or (entries[0].tail or "").strip():
+        raise NotSoapEnvelope(f"the Body must hold exactly one request, not {len(entries)}")
+    header = parts[0] if len(parts) == 2 else None
+    blocks = () if header is None else tuple(
+        block for block in header if block.get(ACTOR) in (None, NEXT_ACTOR))
+    return Envelope(root, blocks, entries[0])
+
+
+def must_understand(block: etree._Element) -> bool:
+    """The block's ``mustUnderstand``, read as the xs:boolean it is (``" 1 "`` is true)."""
+    value = block.get(MUST_UNDERSTAND)
+    if value is None:
+        return False
+    value = value.strip()
+    if value not in ("0", "1", "false", "true"):
+        raise NotSoapEnvelope(f"mustUnderstand of <{block.tag}> is {value[:20]!r}, "
+                              "not a boolean")
+    return value in ("1", "true")
+
+
+def refuse_not_understood(blocks: tuple[etree._Element, ...], understood: set[str]) -> None:
+    for block in blocks:
+        if block.tag not in understood and must_understand(block):
+            raise MustUnderstand(f"header <{block.tag}> is marked mustUnderstand "
+                                 "and this service does not process it")
