@@ -1,5 +1,6 @@
 # Sourced by scripts/serve, scripts/test and scripts/erp-sim: makes $ROOT/.venv
-# and installs the project into it (editable), on any fresh machine.
+# and installs the locked dependencies and the project (editable) into it, on any
+# fresh machine.
 #
 # Python: 3.11, 3.12 or 3.13 -- $PYTHON if set, else the newest of python3.13,
 # python3.12, python3.11 on PATH that runs, else python3 if it is one of them.
@@ -47,7 +48,14 @@ if ! supported "$have" || { [ -n "${PYTHON:-}" ] && [ "$have" != "$(python_versi
     fi
     "$python" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
-target="$ROOT"
-[ -z "${1:-}" ] || target="$ROOT[$1]"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --editable "$target"
+# Every package from the lock (scripts/lock writes it), hash-checked: serve.txt, or
+# test.txt for "test"; then the project itself, editable, built by the locked
+# setuptools (no build isolation: nothing unlocked is fetched) and adding nothing.
+lock="$ROOT/requirements/${1:-serve}.txt"
+if [ ! -f "$lock" ]; then
+    echo "pmc-adapter: no lock $lock (scripts/lock writes it)" >&2
+    exit 1
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --no-build-isolation --editable "$ROOT"
