@@ -44,8 +44,13 @@ def test_the_image_runs_unprivileged_from_the_wheel_with_a_healthcheck():
     assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN"), \
         "every RUN as root happens before USER"
     assert any(word == "COPY" and "--from=wheel" in args for word, args in steps)
-    assert any(word == "RUN" and "pip install" in args and ".whl" in args
-               for word, args in steps), "the image installs the project's wheel"
+    (install,) = [args for word, args in steps if word == "RUN" and "pip install" in args]
+    assert re.search(r"pip install [^&]*--require-hashes -r /wheels/serve\.txt", install), \
+        "every dependency from the lock, hash-checked"
+    assert re.search(r"pip install [^&]*--no-deps [^&]*/wheels/\*\.whl", install), \
+        "the project's wheel, adding nothing the lock does not hold"
+    (build,) = [args for word, args in instructions() if word == "RUN" and "pip wheel" in args]
+    assert "--no-build-isolation" in build, "built by the locked setuptools"
     (health,) = [args for word, args in steps if word == "HEALTHCHECK"]
     assert "/health" in health and "--timeout=" in health
     assert [args for word, args in steps if word == "ENTRYPOINT"] == ['["pmc-adapter"]']
@@ -78,6 +83,7 @@ def test_the_build_context_builds_the_wheel_the_image_installs(tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
     assert not (context / "tests").exists() and not (context / ".venv").exists()
+    assert (context / "requirements" / "serve.txt").is_file(), "the lock the image installs"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir",
                     str(tmp_path / "wheels"), str(context)], check=True, capture_output=True,
                    timeout=600)
