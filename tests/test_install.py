@@ -17,6 +17,7 @@ A supported Python not found is skipped, with the reason -- unless
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -34,10 +35,12 @@ from pathlib import Path
 import pytest
 import requests
 import zeep
+from packaging.utils import canonicalize_name
 
 import adapter
 from adapter.domain.model import BUSINESS_TZ
 from conftest import ERP_CSV_HEADER, free_port, today, unique, wait_until
+from test_lock import locked
 
 REPO = Path(__file__).resolve().parent.parent
 SUPPORTED = ("3.11", "3.12", "3.13")  # as setup.cfg's python_requires and classifiers say
@@ -169,6 +172,18 @@ def test_the_wheel_and_the_sdist_carry_every_module_and_contract_file(distributi
 class Installed:
     venv: Path
     seconds: float
+    versions: dict[str, str]  # what pip installed: canonical name -> version
+
+    def drift(self) -> str:
+        """The installed versions that are not requirements/serve.txt's, one per line: what
+        the newest versions allowed changed, to name in a failure."""
+        pins = {name: str(version) for name, (version, _) in
+                locked(REPO / "requirements" / "serve.txt").items()}
+        lines = [f"  {name} {version} (the lock has {pins.get(name, 'none')})"
+                 for name, version in sorted(self.versions.items())
+                 if pins.get(name) != version and name != "pmc-adapter"]
+        return ("installed, unlike requirements/serve.txt:\n" + "\n".join(lines)) if lines \
+            else "installed exactly requirements/serve.txt's versions"
 
     @property
     def bin(self) -> Path:
@@ -183,7 +198,13 @@ def install(python: str, distribution: Path, where: Path) -> Installed:
     # pip's cache is reused; dependencies come from the package index, as anywhere
     run([where / "venv" / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check",
          "--no-input", "--progress-bar", "off", distribution], log, timeout=1200, cwd=where)
-    return Installed(where / "venv", time.monotonic() - started)
+    listed = subprocess.run([where / "venv" / "bin" / "python", "-m", "pip", "list",
+                             "--disable-pip-version-check", "--format=json"],
+                            capture_output=True, text=True, timeout=120, check=True,
+                            env=clean_environment())
+    versions = {canonicalize_name(entry["name"]): entry["version"]
+                for entry in json.loads(listed.stdout)}
+    return Installed(where / "venv", time.monotonic() - started, versions)
 
 
 @pytest.fixture(scope="session")
@@ -259,7 +280,18 @@ def test_installs_in_a_fresh_environment_and_serves_in_front_of_the_erp(
     installed = installs[target].result()
     record_property("install_seconds", round(installed.seconds, 1))
     started = time.monotonic()
+    try:
+        serves_in_front_of_the_erp(target, installed, tmp_path)
+    except BaseException as error:
+        # the newest versions setup.cfg allows, not the lock's: name what differs
+        error.add_note(f"{target}: {installed.drift()}")
+        raise
+    record_property("run_seconds", round(time.monotonic() - started, 1))
+    print(f"{target}: installed in {installed.seconds:.0f} s, ran in "
+          f"{time.monotonic() - started:.0f} s")
 
+
+def serves_in_front_of_the_erp(target: Target, installed: Installed, tmp_path: Path) -> None:
     version = subprocess.run([installed.bin / "pmc-adapter", "--version"], capture_output=True,
                              text=True, timeout=120, cwd=tmp_path, env=clean_environment())
     assert (version.returncode, version.stdout.strip()) == (0, f"pmc-adapter {adapter.__version__}")
@@ -314,6 +346,3 @@ def test_installs_in_a_fresh_environment_and_serves_in_front_of_the_erp(
         if server is not None:
             server.stop()
         erp.stop()
-    record_property("run_seconds", round(time.monotonic() - started, 1))
-    print(f"{target}: installed in {installed.seconds:.0f} s, ran in "
-          f"{time.monotonic() - started:.0f} s")
