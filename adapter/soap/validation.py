@@ -36,6 +36,9 @@ from lxml import etree
 from adapter.config import VALIDATION_ENGINES as ENGINES
 from adapter.soap import contract
 
+#: Held while libxml2 compiles a schema (see ContractValidator._compile).
+_COMPILING = threading.Lock()
+
 
 def _path(element: etree._Element) -> str:
     """``/InformarPago/importe``: local names, as a reader of the contract names them."""
@@ -56,14 +59,21 @@ class ContractValidator:
         self._with_datetimes = {path[0] for path, (_ws, primitive) in self._white_space.items()
                                 if primitive == "dateTime"}
         self._per_thread = threading.local()
+        self._per_thread.validator = self._compile()  # this thread's, and libxml2 set up
+
+    def _compile(self) -> etree.XMLSchema:
+        # libxml2 compiles a schema outside the GIL, and compiling two at once is not
+        # safe: concurrent first requests of a worker's threads made it fail ("the given
+        # type is not a built-in type") or crash the worker (SIGSEGV). One at a time.
+        with _COMPILING:
+            return etree.XMLSchema(etree.parse(self._schema.url, contract.secure_parser()))
 
     @property
     def _libxml2(self) -> etree.XMLSchema:
         # An lxml validator keeps its error log on itself: one per thread.
         validator = getattr(self._per_thread, "validator", None)
         if validator is None:
-            validator = self._per_thread.validator = etree.XMLSchema(
-                etree.parse(self._schema.url, contract.secure_parser()))
+            validator = self._per_thread.validator = self._compile()
         return validator
 
     def first_error(self, element: etree._Element) -> str | None:
