@@ -120,8 +120,9 @@ class ContractValidator:
         return None if self._libxml2.validate(element) else self._libxml2_message(element)
 
     def _libxml2_message(self, element: etree._Element) -> str:
+        # libxml2's message quotes the offending value: one line, whatever the value holds
         entry = self._libxml2.error_log.last_error
-        return f"{entry.path or _path(element)}: {entry.message}"
+        return " ".join(f"{entry.path or _path(element)}: {entry.message}".split())
 
     def _values(self, request: etree._Element):
         """Every simple value in ``request`` with its XSD (whiteSpace, primitive type)."""
