@@ -21,14 +21,13 @@ from adapter.storage.uow import Storage
 
 
 def erp_configured(settings: Settings) -> bool:
-    return bool(settings.erp_wsdl) or any(
-        section.get("erp_wsdl") for section in settings.billers.values())
+    return settings.erp.configured or any(
+        section.erp.configured for section in settings.billers.values())
 
 
 def forward_lease(settings: Settings) -> float:
     """Long enough that a delivery in flight always ends (by its timeout) before it expires."""
-    timeouts = [settings.erp_options(biller)["erp_timeout"]
-                for biller in set(settings.billers) | {""}]
+    timeouts = [settings.erp_for(biller).timeout for biller in set(settings.billers) | {""}]
     return max(30.0, 3 * max(timeouts) + 10)
 
 

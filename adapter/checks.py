@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass, fields
-from typing import Any, Callable
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Callable, Mapping
 
 from sqlalchemy.engine import make_url
 
@@ -33,25 +33,23 @@ class Finding:
 def masked_settings(settings: Settings) -> dict[str, Any]:
     """The effective settings, every secret replaced by a mask: passwords of callers, the
     ERP and the FTPS server, and the database URL's."""
-    def mask(name: str, value: Any) -> Any:
-        if value in (None, "") or not isinstance(value, str):
-            return value
-        return MASK if any(word in name for word in SECRET_NAMES) else value
+    def shown(name: str, value: Any) -> Any:
+        if is_dataclass(value):
+            return {f.name: shown(f.name, getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, Mapping):
+            return {str(key): shown(str(key), inner) for key, inner in value.items()}
+        if isinstance(value, frozenset):
+            return sorted(value)
+        if isinstance(value, (tuple, list)):
+            return [shown(name, inner) for inner in value]
+        if isinstance(value, str) and value and any(word in name for word in SECRET_NAMES):
+            return MASK
+        return value
 
-    shown: dict[str, Any] = {}
-    for field in fields(settings):
-        value = getattr(settings, field.name)
-        if field.name == "database_url":
-            value = make_url(value).render_as_string(hide_password=True)
-        elif field.name in ("callers", "billers"):
-            value = {key: {inner: mask(inner, v) for inner, v in section.items()}
-                     for key, section in value.items()}
-        elif isinstance(value, (frozenset, tuple)):
-            value = sorted(value) if isinstance(value, frozenset) else list(value)
-        else:
-            value = mask(field.name, value)
-        shown[field.name] = value
-    return shown
+    everything = shown("", settings)
+    everything["database_url"] = make_url(settings.database_url).render_as_string(
+        hide_password=True)
+    return everything
 
 
 def _readable(what: str, path: str | None) -> Finding | None:
@@ -64,11 +62,21 @@ def _readable(what: str, path: str | None) -> Finding | None:
     return Finding(what, None, path)
 
 
+def _ca_files(settings: Settings) -> dict[str, str | None]:
+    """Every CA bundle the settings name, by the key that names it."""
+    files = {"tls_client_ca": settings.tls_client_ca,
+             "cob_ftp_ca_file": settings.cob_ftp.ca_file}
+    for biller_id, section in sorted(settings.billers.items()):
+        if section.cob_ftp.ca_file != settings.cob_ftp.ca_file:
+            files[f"billers.{biller_id}.cob_ftp_ca_file"] = section.cob_ftp.ca_file
+    return files
+
+
 def check_tls(settings: Settings) -> list[Finding]:
+    cas = _ca_files(settings)
     found = [finding for finding in (
         _readable("tls_cert", settings.tls_cert), _readable("tls_key", settings.tls_key),
-        _readable("tls_client_ca", settings.tls_client_ca),
-        _readable("cob_ftp_ca_file", settings.cob_ftp_ca_file)) if finding]
+        *(_readable(name, path) for name, path in cas.items())) if finding]
     if settings.tls_cert and all(f.ok for f in found if f.what in ("tls_cert", "tls_key")):
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
@@ -77,8 +85,7 @@ def check_tls(settings: Settings) -> list[Finding]:
         except (ssl.SSLError, OSError, ValueError) as error:
             found.append(Finding("tls_cert + tls_key", f"not a usable certificate and key: "
                                                        f"{error}"))
-    for name in ("tls_client_ca", "cob_ftp_ca_file"):
-        path = getattr(settings, name)
+    for name, path in cas.items():
         if path and os.access(path, os.R_OK):
             try:
                 ssl.create_default_context().load_verify_locations(cafile=path)
@@ -126,7 +133,7 @@ def check_erps(settings: Settings, load: Callable[[Any], None] | None = None) ->
     directory = ErpDirectory(settings)
     found = []
     seen: set[int] = set()
-    for biller in [""] + sorted(set(settings.empresas) | set(settings.billers)):
+    for biller in [""] + sorted(settings.known_billers):
         what = f"ERP of biller {biller}" if biller else "ERP (global)"
         try:
             connector = directory.for_biller(biller)
@@ -150,6 +157,24 @@ def _load_wsdl(connector) -> None:
     service = getattr(connector, "_service", None)
     if service is not None:
         service()
+
+
+def cautions(settings: Settings) -> list[str]:
+    """What the settings leave open that production should close: ``serve`` logs each as
+    a warning at start, ``check-config`` prints them (they are not problems)."""
+    said = []
+    if not settings.served_billers:
+        said.append("billers (PMC_ADAPTER_BILLERS) is not set: serving every biller number")
+    if not settings.callers:
+        said.append("no callers configured (PMC_ADAPTER_CALLERS): requests are not "
+                    "authenticated; do this only behind a gateway that authenticates PMC")
+    if not settings.allowed_networks:
+        said.append("allowed_networks (PMC_ADAPTER_ALLOWED_NETWORKS) is not set: any address "
+                    "may call")
+    if not settings.public_url:
+        said.append("public_url is not set: the WSDL advertises the address in each "
+                    "request's Host header, which the client chooses; set it in production")
+    return said
 
 
 def check_all(settings: Settings) -> list[Finding]:

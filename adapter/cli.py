@@ -28,6 +28,7 @@ def _serve(settings: Settings, args) -> int:
     from adapter.metrics_folder import prepare_multiprocess
     prepare_multiprocess()
     from adapter.app import erp_configured, guard_for, make_wsgi_app
+    from adapter.checks import cautions
     from adapter.erp.connector import ErpDirectory
     from adapter.gunicorn_app import serve_wsgi
     from adapter.soap.faults import fault_envelope
@@ -37,13 +38,8 @@ def _serve(settings: Settings, args) -> int:
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
     engine.dispose()  # workers open their own connections after the fork
-    if not settings.empresas:
-        log.warning("PMC_ADAPTER_EMPRESAS is not set: serving every biller number")
-    if not settings.callers:
-        log.warning("no callers configured (PMC_ADAPTER_CALLERS): requests are not "
-                    "authenticated; do this only behind a gateway that authenticates PMC")
-    if not settings.allowed_networks:
-        log.warning("PMC_ADAPTER_ALLOWED_NETWORKS is not set: any address may call")
+    for caution in cautions(settings):
+        log.warning("%s", caution)
     if not erp_configured(settings):
         log.info("no ERP configured: answering from the billing base only")
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
@@ -124,7 +120,7 @@ def _import_fac(settings: Settings, args) -> int:
         return 2
     if not settings.serves(fac.biller_id):
         print(f"pmc-adapter import-fac: biller {fac.biller_id} is not served here "
-              "(PMC_ADAPTER_EMPRESAS)", file=sys.stderr)
+              "(PMC_ADAPTER_BILLERS)", file=sys.stderr)
         return 2
     for rejected in fac.rejected:
         print(f"rejected line {rejected.line}: {rejected.reason}")
@@ -154,15 +150,15 @@ def _fetch_cob(settings: Settings, args) -> int:
     from datetime import datetime, timedelta
     from pathlib import Path
 
-    from adapter.cob_fetch import FetchError, FtpsOptions, fetch_reports
+    from adapter.cob_fetch import FetchError, fetch_reports
     from adapter.domain.model import BUSINESS_TZ
     from adapter.domain.reconciliation import business_days_back
     from adapter.service.reports import ReportImporter
     from adapter.storage.uow import Storage
 
-    billers = args.empresa or sorted(settings.empresas)
+    billers = args.empresa or sorted(settings.served_billers)
     if not billers:
-        print("pmc-adapter fetch-cob: name the billers (--empresa, or PMC_ADAPTER_EMPRESAS)",
+        print("pmc-adapter fetch-cob: name the billers (--empresa, or PMC_ADAPTER_BILLERS)",
               file=sys.stderr)
         return 2
     engine = make_engine(settings.database_url)
@@ -178,16 +174,12 @@ def _fetch_cob(settings: Settings, args) -> int:
     destination.mkdir(parents=True, exist_ok=True)
     worst = 0
     for biller in billers:
-        ftp = settings.cob_ftp_options(biller)
-        if not ftp["cob_ftp_host"]:
+        options = settings.cob_ftp_for(biller)
+        if not options.host:
             print(f"pmc-adapter fetch-cob: no cob_ftp_host for biller {biller}",
                   file=sys.stderr)
             worst = 2
             continue
-        options = FtpsOptions(
-            host=ftp["cob_ftp_host"], port=int(ftp["cob_ftp_port"]), tls=ftp["cob_ftp_tls"],
-            username=ftp["cob_ftp_username"] or "", password=ftp["cob_ftp_password"] or "",
-            folder=ftp["cob_ftp_folder"], ca_file=ftp["cob_ftp_ca_file"])
         with storage.unit_of_work(read_only=True) as uow:
             imported = uow.reports.names(biller)
         try:
@@ -280,7 +272,7 @@ def _reconcile(settings: Settings, args) -> int:
     parts = build(settings)
     upgrade_schema(parts.storage.engine)
     reconciler = Reconciler(parts.storage, erp_configured=parts.erps.configured)
-    billers = args.empresa or sorted(settings.empresas) or reconciler.billers()
+    billers = args.empresa or sorted(settings.served_billers) or reconciler.billers()
     closes = [reconciler.close(biller, first, last) for biller in billers]
     rows = [_item_row(close.biller_id, item) for close in closes for item in close.items]
     if args.format == "json":
@@ -373,7 +365,7 @@ def _charges(settings: Settings, args) -> int:
     storage = Storage(make_engine(settings.database_url))
     upgrade_schema(storage.engine)
     with storage.unit_of_work(read_only=True) as uow:
-        billers = args.empresa or sorted(settings.empresas) or sorted(uow.queries.billers())
+        billers = args.empresa or sorted(settings.served_billers) or sorted(uow.queries.billers())
         months = {biller: associate(uow.queries.between(biller, start, end),
                                     uow.payments.for_charges(biller, start, payments_end),
                                     settings.charge_window_days)
@@ -464,7 +456,7 @@ def _resolve(settings: Settings, args) -> int:
 def _check_config(settings: Settings, args) -> int:
     """Exit 0: everything answers; 1: a problem (each listed); 2: the configuration
     itself is wrong (said by main, before this runs)."""
-    from adapter.checks import check_all, masked_settings
+    from adapter.checks import cautions, check_all, masked_settings
 
     print("effective settings (secrets masked):")
     print(json.dumps(masked_settings(settings), indent=2, default=str))
@@ -472,6 +464,8 @@ def _check_config(settings: Settings, args) -> int:
     for finding in findings:
         mark = "ok  " if finding.ok else "FAIL"
         print(f"{mark} {finding.what}: {finding.problem or finding.detail}")
+    for caution in cautions(settings):
+        print(f"WARN {caution}")
     problems = [finding for finding in findings if not finding.ok]
     print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
@@ -541,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch = commands.add_parser(
         "fetch-cob", help="download the payment reports not imported yet (FTPS) and import "
                           "them")
-    fetch.add_argument("--empresa", action="append",
+    fetch.add_argument("--biller", "--empresa", dest="empresa", action="append",
                        help="this biller only (repeatable; default: every one served)")
     fetch.add_argument("--days", type=int, help="business days to look back (default: "
                                                 "cob_fetch_days)")
@@ -553,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                            "the previous business day)")
     reconcile.add_argument("--from", dest="first", type=_iso_date)
     reconcile.add_argument("--to", dest="last", type=_iso_date)
-    reconcile.add_argument("--empresa", action="append",
+    reconcile.add_argument("--biller", "--empresa", dest="empresa", action="append",
                            help="this biller only (repeatable; default: every one served)")
     reconcile.add_argument("--format", choices=["table", "csv", "json"], default="table")
     reconcile.set_defaults(run=_reconcile)
@@ -561,14 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     charges = commands.add_parser(
         "charges", help="the month's debt queries, billable (ended in a payment) or not")
     charges.add_argument("--month", required=True, help="YYYY-MM")
-    charges.add_argument("--empresa", action="append",
+    charges.add_argument("--biller", "--empresa", dest="empresa", action="append",
                          help="this biller only (repeatable; default: every one served)")
     charges.add_argument("--format", choices=["table", "csv"], default="table")
     charges.set_defaults(run=_charges)
 
     observed = commands.add_parser(
         "observed", help="list the observed payments waiting for a person's decision")
-    observed.add_argument("--empresa", help="this biller only")
+    observed.add_argument("--biller", "--empresa", dest="empresa", help="this biller only")
     observed.add_argument("--json", action="store_true")
     observed.set_defaults(run=_observed)
 
@@ -604,11 +598,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "erp-sim":  # a stand-in for another system: not the adapter's settings
         return args.run(None, args)
     try:
-        settings = load_settings(args.config)
+        # --bind, --workers, --threads: checked as the same keys of the file are
+        settings = load_settings(args.config, overrides={
+            key: getattr(args, key, None) for key in ("bind", "workers", "threads")})
         use_format(settings.log_format)
-        overrides = {key: getattr(args, key, None) for key in ("bind", "workers", "threads")}
-        settings = Settings(**{**settings.__dict__,
-                               **{k: v for k, v in overrides.items() if v is not None}})
         return args.run(settings, args)
     except ConfigurationError as error:
         print(f"pmc-adapter: configuration error: {error}", file=sys.stderr)

@@ -26,38 +26,14 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from adapter.cob import InvalidCobFile, parse_cob_name
+from adapter.config import FtpsSettings
 from adapter.errors import AdapterError
 
 log = logging.getLogger(__name__)
-
-TLS_MODES = ("implicit", "explicit")
-
-
-@dataclass(frozen=True)
-class FtpsOptions:
-    host: str
-    port: int = 990
-    tls: str = "implicit"  # or "explicit": AUTH TLS, usually on port 21
-    username: str = ""
-    password: str = field(repr=False, default="")
-    folder: str = "Download"
-    timeout: float = 30.0  # seconds, for connecting and for every read and write
-    ca_file: str | None = None  # PEM bundle to verify the server; None: the system's CAs
-
-    def __post_init__(self):
-        if self.tls not in TLS_MODES:
-            raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {self.tls!r}")
-
-    @property
-    def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
 
 class FetchError(AdapterError):
     """Connecting to, logging in to, or downloading from the network's FTPS server failed.
@@ -85,14 +61,14 @@ def report_day(name: str, biller_id: str) -> date | None:
     return parsed.day if parsed.biller_id == _checked(biller_id) else None
 
 
-def list_reports(options: FtpsOptions, biller_id: str) -> list[str]:
+def list_reports(options: FtpsSettings, biller_id: str) -> list[str]:
     """The names of ``biller_id``'s reports in the folder, oldest day first."""
     _checked(biller_id)
     with _session(options) as ftp:
         return _reports(ftp, biller_id)
 
 
-def fetch_reports(options: FtpsOptions, biller_id: str, days: Iterable[date],
+def fetch_reports(options: FtpsSettings, biller_id: str, days: Iterable[date],
                   destination: Path, already: Callable[[str], bool]) -> list[Path]:
     """Download COB{biller}.{DDMMAA} for each day in `days` that is on the server and for
     which already(name) is False; a day without a file is skipped (logged at info), not an
@@ -175,7 +151,7 @@ class _ImplicitClient(_Client):
 
 
 @contextlib.contextmanager
-def _session(options: FtpsOptions) -> Iterator[_Client]:
+def _session(options: FtpsSettings) -> Iterator[_Client]:
     """A logged-in client in ``options.folder``, its data connections private, closed on
     leaving. Any failure, setting up or inside the ``with`` block, becomes a :class:`FetchError`."""
     context = ssl.create_default_context(cafile=options.ca_file)  # verifies chain and name
@@ -204,7 +180,7 @@ def _session(options: FtpsOptions) -> Iterator[_Client]:
         ftp.close()
 
 
-def _reason(error: BaseException, options: FtpsOptions) -> str:
+def _reason(error: BaseException, options: FtpsSettings) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         reason = f"the server's certificate is not trusted ({error.verify_message})"
     elif isinstance(error, EOFError):

@@ -11,7 +11,7 @@ Config file example::
     database_url = "postgresql+psycopg://pmc@db.internal/pmc"
     bind = "0.0.0.0:8080"
     workers = 4
-    empresas = ["1234", "5678"]
+    billers = ["1234", "5678"]    # the billers served (alias: empresas); unset: any
     max_request_bytes = 65536     # real messages are a few KiB
     max_xml_depth = 32
     max_xml_elements = 500
@@ -45,20 +45,21 @@ Config file example::
     tls_client_ca = "/etc/pmc-adapter/clients-ca.pem"   # optional: mutual TLS
     # who may call (both optional; unset = anyone, with a warning at start)
     allowed_networks = ["10.20.0.0/16", "127.0.0.1/32"]
-    trusted_proxies = ["10.20.0.5/32"]   # its X-Forwarded-Proto/-Host name the WSDL's address
+    trusted_proxies = ["10.20.0.5/32"]   # its X-Forwarded-Proto says HTTPS (clear-text secrets)
+    public_url = "https://pmc-adapter.example.com/soap"   # the address the WSDL advertises
     metrics_networks = ["10.30.0.0/24"]  # optional: who may scrape /metrics (Prometheus)
 
     [callers.pmc]            # the network: HTTP Basic or WS-Security UsernameToken
     password = "change-me"
     certificate = "CN=pmc.example,O=PagoMisCuentas"  # or (and) its client certificate
     operations = ["ConsultarDeuda", "InformarPago", "AnularPago", "ConsultarPago", "Eco"]
-    empresas = ["1234"]      # optional: the billers this caller may act for
+    billers = ["1234"]       # optional: the billers this caller may act for (alias: empresas)
 
     [callers.web]            # the biller's web/app
     password = "change-me-too"
     operations = ["AltaFactura", "ConsultarDeuda"]
 
-    [empresas.1234]          # per-biller settings override the ERP ones above
+    [billers.1234]           # per-biller settings override the ones above (alias: [empresas.1234])
     name = "Aguas del Sur"
     reversal_cutoff_hour = 21                      # this biller's reversal window
     erp_wsdl = "/etc/pmc-adapter/aguas-erp.wsdl"
@@ -66,16 +67,24 @@ Config file example::
     erp_auth = "wsse"                              # or "basic"
     erp_username = "pmc"
     erp_password = "secret"
+    erp_options = { prefix = "X-" }                # for the connector class alone
+
+Every section's keys are checked: an unknown one stops the start, naming it and
+the closest valid key, so that a typo never widens what a caller may do. Each
+component gets a typed part of the settings it owns (:class:`ErpSettings`,
+:class:`FtpsSettings`, :class:`CallerSettings`) and nothing else.
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from adapter.errors import ConfigurationError
 
@@ -85,22 +94,85 @@ from adapter.errors import ConfigurationError
 LIBXML2_MAX_DEPTH = 256
 
 ENV_PREFIX = "PMC_ADAPTER_"
+#: PMC_ADAPTER_TEST_* belong to the test suite (tests/conftest.py), never to the adapter.
+TEST_ENV_PREFIX = ENV_PREFIX + "TEST_"
 DEFAULT_DATABASE_URL = "sqlite:///pmc-adapter.sqlite3"
+DEFAULT_ERP_CONNECTOR = "adapter.erp.legacy:LegacyErp"
 BILLER_ID = re.compile(r"[0-9]{4}")
-OPTIONAL_TEXT_KEYS = ("tls_cert", "tls_key", "tls_client_ca", "cob_ftp_host", "cob_ftp_username",
-                      "cob_ftp_password", "cob_ftp_ca_file")
-# the network's FTPS server of payment reports; a biller's section may set its own
-COB_FTP_KEYS = ("cob_ftp_host", "cob_ftp_port", "cob_ftp_tls", "cob_ftp_username",
-                "cob_ftp_password", "cob_ftp_folder", "cob_ftp_ca_file")
-ERP_KEYS = ("erp_wsdl", "erp_timeout", "erp_connector", "erp_auth", "erp_username",
-            "erp_password")
-FLOAT_KEYS = ("erp_timeout", "forward_poll", "forward_retry_base", "forward_retry_max",
-              "forward_probe", "graceful_timeout",
-              "request_timeout", "clock_skew", "wss_window")
-INT_KEYS = ("workers", "threads", "max_request_bytes", "max_xml_depth", "max_xml_elements",
-            "cob_ftp_port", "cob_fetch_days", "forward_concurrency")
 VALIDATION_ENGINES = ("libxml2", "both")  # see adapter.soap.validation
+FTPS_TLS_MODES = ("implicit", "explicit")
+ERP_AUTH_MODES = ("wsse", "basic")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+#: Old (Spanish) names accepted for the English ones, in every place a key or a table
+#: is named: ``empresas`` for ``billers``.
+ALIASES = {"empresas": "billers"}
+
+
+# -- the typed parts each component gets ----------------------------------------
+
+@dataclass(frozen=True)
+class ErpSettings:
+    """What an ERP connector is built with (adapter.erp.connector), and nothing else."""
+
+    wsdl: str | None = None
+    timeout: float = 3.0
+    connector: str = DEFAULT_ERP_CONNECTOR
+    auth: str | None = None  # "wsse" (UsernameToken) or "basic"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # erp_options: the connector class's own settings (a biller's connector, not ours)
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.wsdl)
+
+
+@dataclass(frozen=True)
+class FtpsSettings:
+    """One account on the network's FTPS server of payment reports (adapter.cob_fetch)."""
+
+    host: str | None = None
+    port: int = 990
+    tls: str = "implicit"  # or "explicit": AUTH TLS, usually on port 21
+    username: str = ""
+    password: str = field(default="", repr=False)
+    folder: str = "Download"
+    timeout: float = 30.0  # seconds, for connecting and for every read and write
+    ca_file: str | None = None  # PEM bundle to verify the server; None: the system's CAs
+
+    def __post_init__(self):
+        if self.tls not in FTPS_TLS_MODES:
+            raise ValueError(f"tls must be one of {', '.join(FTPS_TLS_MODES)}, "
+                             f"not {self.tls!r}")
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CallerSettings:
+    """One ``[callers.NAME]`` section (adapter.soap.security builds its Caller from it)."""
+
+    name: str
+    password: str | None = field(default=None, repr=False)
+    certificate: str | None = None  # the subject of its client certificate (mutual TLS)
+    operations: frozenset[str] | None = None  # None: every operation
+    billers: frozenset[str] | None = None  # None: every biller served
+
+
+@dataclass(frozen=True)
+class BillerSettings:
+    """One ``[billers.NNNN]`` section, its ERP and FTPS settings over the global ones."""
+
+    biller_id: str
+    name: str | None = None
+    reversal_cutoff_hour: int | None = None  # None: the global one
+    erp: ErpSettings = ErpSettings()
+    cob_ftp: FtpsSettings = FtpsSettings()
 
 
 @dataclass(frozen=True)
@@ -110,8 +182,8 @@ class Settings:
     workers: int = 2
     # Threads per worker: a request waiting on a slow ERP must not hold up the others.
     threads: int = 16
-    # Billers (4-digit numbers) this adapter serves; empty serves any biller.
-    empresas: frozenset[str] = frozenset()
+    # Billers (4-digit numbers) this adapter serves (``billers``); empty serves any biller.
+    served_billers: frozenset[str] = frozenset()
     # Caps on a request, checked before anything else is done with it. Real
     # messages are a few KiB and a dozen levels deep; the caps leave room for
     # WS-Security headers and long descriptions, and no more.
@@ -125,13 +197,8 @@ class Settings:
     log_level: str = "info"
     # "text" (a terminal's), or "json": one JSON object per line (adapter.logs)
     log_format: str = "text"
-    # The legacy ERP (none configured = billing base only).
-    erp_wsdl: str | None = None
-    erp_timeout: float = 3.0
-    erp_connector: str = "adapter.erp.legacy:LegacyErp"
-    erp_auth: str | None = None  # "wsse" (UsernameToken) or "basic"
-    erp_username: str | None = None
-    erp_password: str | None = field(default=None, repr=False)
+    # The legacy ERP of every biller without its own (none configured = billing base only).
+    erp: ErpSettings = ErpSettings()
     # Forwarding payments to the ERP: poll interval and retry backoff (seconds).
     forward_poll: float = 2.0
     forward_retry_base: float = 2.0
@@ -147,9 +214,14 @@ class Settings:
     wss_window: float = 300.0
     # True: GET routes (WSDL, XSD) are open to any address, not only allowed_networks.
     public_wsdl: bool = False
-    # True: every request reached a TLS-terminating proxy first, so that a WS-Security
-    # PasswordText arriving over plain HTTP is accepted (otherwise only over HTTPS).
+    # True: every request reached a TLS-terminating proxy first, so that clear-text
+    # secrets (HTTP Basic, a WS-Security PasswordText) arriving over plain HTTP are
+    # accepted (otherwise only over HTTPS).
     tls_at_proxy: bool = False
+    # The address the WSDL advertises (CXF's published endpoint URL), e.g.
+    # "https://pmc.example.com/soap". Unset: the request's Host, when it is a valid
+    # host[:port] (set it in production: a Host header is the client's to choose).
+    public_url: str | None = None
     # Which XSD engines decide that a message is valid (adapter.soap.validation):
     # "libxml2" (xmlschema writes the message of every rejection) or "both".
     validation: str = "libxml2"
@@ -162,17 +234,11 @@ class Settings:
     charge_window_days: int = 0
     # The network's FTPS server of payment reports (pmc-adapter fetch-cob); a biller's
     # section may set its own cob_ftp_* (each biller has its own account there).
-    cob_ftp_host: str | None = None
-    cob_ftp_port: int = 990
-    cob_ftp_tls: str = "implicit"
-    cob_ftp_username: str | None = None
-    cob_ftp_password: str | None = field(default=None, repr=False)
-    cob_ftp_folder: str = "Download"
-    cob_ftp_ca_file: str | None = None
+    cob_ftp: FtpsSettings = FtpsSettings()
     cob_fetch_days: int = 5  # the last N business days' reports are looked for
     cob_download_dir: str = "cob-reports"
-    # Proxies (networks) whose X-Forwarded-Proto/-Host say the address clients use:
-    # the WSDL then advertises that address. Unset: those headers are ignored.
+    # Proxies (networks) whose X-Forwarded-Proto/-Host say how clients reached us.
+    # Unset: those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
     # Who may scrape /metrics; unset: the same allow-list as every route.
     metrics_networks: tuple[str, ...] = ()
@@ -182,49 +248,84 @@ class Settings:
     # PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a caller
     # is then known by its certificate's subject ([callers.NAME] certificate = "CN=...")
     tls_client_ca: str | None = None
-    # Who may call: client networks, and callers by name ({"password", "operations"}).
+    # Who may call: client networks, and callers by name.
     allowed_networks: tuple[str, ...] = ()
-    callers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
-    billers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    callers: Mapping[str, CallerSettings] = field(default_factory=dict, repr=False)
+    billers: Mapping[str, BillerSettings] = field(default_factory=dict)
 
     def serves(self, biller_id: str) -> bool:
-        return not self.empresas or biller_id in self.empresas
+        return not self.served_billers or biller_id in self.served_billers
+
+    @property
+    def known_billers(self) -> frozenset[str]:
+        """The billers served and the billers with a section of their own."""
+        return self.served_billers | frozenset(self.billers)
 
     def reversal_cutoff(self, biller_id: str) -> int:
         """The hour a payment of ``biller_id`` can no longer be reversed on its day."""
-        return self.billers.get(biller_id, {}).get("reversal_cutoff_hour",
-                                                   self.reversal_cutoff_hour)
+        section = self.billers.get(biller_id)
+        if section is None or section.reversal_cutoff_hour is None:
+            return self.reversal_cutoff_hour
+        return section.reversal_cutoff_hour
 
-    def cob_ftp_options(self, biller_id: str) -> dict[str, Any]:
-        """The FTPS settings of one biller: its [empresas.NNNN] section over the global
-        ones."""
-        section = self.billers.get(biller_id, {})
-        return {name: section.get(name, getattr(self, name)) for name in COB_FTP_KEYS}
+    def erp_for(self, biller_id: str) -> ErpSettings:
+        """The ERP of one biller: its [billers.NNNN] section's over the global one."""
+        section = self.billers.get(biller_id)
+        return self.erp if section is None else section.erp
 
-    def erp_options(self, biller_id: str) -> dict[str, Any]:
-        """The ERP settings of one biller: its [empresas.NNNN] section over the global ones."""
-        section = self.billers.get(biller_id, {})
-        options = {name: section.get(name, getattr(self, name)) for name in ERP_KEYS}
-        options["erp_timeout"] = _positive("erp_timeout", options["erp_timeout"], float)
-        return options
+    def cob_ftp_for(self, biller_id: str) -> FtpsSettings:
+        """The FTPS account of one biller: its [billers.NNNN] section's over the global one."""
+        section = self.billers.get(biller_id)
+        return self.cob_ftp if section is None else section.cob_ftp
 
 
-def _split_list(value: str | list) -> list[str]:
+# -- parsing one value -------------------------------------------------------------
+# Each parser takes the key's full name (for the message) and the value as the file
+# (TOML: typed) or the environment (always text) gave it.
+
+Parser = Callable[[str, Any], Any]
+
+
+def _split_list(name: str, value: Any) -> list[str]:
     if isinstance(value, list):
-        return [str(item).strip() for item in value]
-    return [item.strip() for item in value.split(",") if item.strip()]
+        if not all(isinstance(item, str) for item in value):
+            raise ConfigurationError(f"{name} must be a list of text, got {value!r}")
+        return [item.strip() for item in value]
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    raise ConfigurationError(f"{name} must be a list, got {value!r}")
 
 
-def _positive(name: str, value: Any, kind: type = int):
-    """``value`` as a positive ``kind`` (int or float), or a ConfigurationError naming it."""
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be text, got {value!r}")
+    return value
+
+
+def _optional_text(name: str, value: Any) -> str | None:
+    return _text(name, value) or None
+
+
+def _number(kind: type, *, minimum: float = 0, strict: bool = True) -> Parser:
+    """A parser of ``kind`` (int or float) numbers above ``minimum`` (``strict``) or
+    at least ``minimum``."""
+    def parse(name: str, value: Any):
         what = "a whole number" if kind is int else "a number"
-        raise ConfigurationError(f"{name} must be {what}, got {value!r}") from None
-    if number <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {number}")
-    return number
+        try:
+            if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+                raise ValueError
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{name} must be {what}, got {value!r}") from None
+        if strict and number <= minimum:
+            raise ConfigurationError(f"{name} must be positive, got {number}")
+        if not strict and number < minimum:
+            raise ConfigurationError(f"{name} must be {what}, {minimum} or more, got {number}")
+        return number
+    return parse
+
+
+_positive_int, _positive_float = _number(int), _number(float)
 
 
 def _hour(name: str, value: Any) -> int:
@@ -241,14 +342,26 @@ def _hour(name: str, value: Any) -> int:
     return hour
 
 
-def _networks(name: str, value: str | list) -> tuple[str, ...]:
-    networks = tuple(_split_list(value))
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigurationError(f"{name}: {network!r} is not a network") from None
-    return networks
+def _xml_depth(name: str, value: Any) -> int:
+    depth = _positive_int(name, value)
+    if depth > LIBXML2_MAX_DEPTH:
+        # deeper documents are refused by libxml2 itself (no huge_tree), whatever we say
+        raise ConfigurationError(f"{name} must be at most {LIBXML2_MAX_DEPTH} "
+                                 f"(the XML parser's own limit), got {depth}")
+    return depth
+
+
+def _days(name: str, value: Any) -> int:
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError
+        days = int(value)
+        if days < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a whole number of days, 0 or more, "
+                                 f"got {value!r}") from None
+    return days
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -260,118 +373,308 @@ def _flag(name: str, value: Any) -> bool:
     raise ConfigurationError(f"{name} must be true or false, got {value!r}")
 
 
-def load_settings(config_file: str | os.PathLike | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
-    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
-    raw: dict[str, Any] = {}
-    billers: dict[str, Any] = {}
-    callers: dict[str, dict] = {}
-    if config_file:
-        path = Path(config_file)
+def _choice(*words: str, optional: bool = False) -> Parser:
+    def parse(name: str, value: Any) -> str | None:
+        if optional and value in (None, ""):
+            return None
+        if value not in words:
+            raise ConfigurationError(f"{name}: {value!r} is not one of {', '.join(words)}")
+        return value
+    return parse
+
+
+def _networks(name: str, value: Any) -> tuple[str, ...]:
+    networks = tuple(_split_list(name, value))
+    for network in networks:
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read config file {path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
-        raw.update(document.get("adapter", {}))
-        billers = {str(key): dict(value) for key, value in document.get("empresas", {}).items()}
-        callers = {str(key): dict(value) for key, value in document.get("callers", {}).items()}
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigurationError(f"{name}: {network!r} is not a network") from None
+    return networks
 
-    for name in Settings.__dataclass_fields__:
-        if name in ("billers", "callers"):
+
+def _biller_ids(name: str, value: Any) -> frozenset[str]:
+    billers = frozenset(_split_list(name, value))
+    bad = sorted(b for b in billers if not BILLER_ID.fullmatch(b))
+    if bad:
+        raise ConfigurationError(f"{name}: biller numbers are 4 digits; got {', '.join(bad)}")
+    return billers
+
+
+def _words(name: str, value: Any) -> frozenset[str]:
+    return frozenset(_split_list(name, value))
+
+
+def _connector(name: str, value: Any) -> str:
+    text = _text(name, value)
+    module, _, cls = text.partition(":")
+    if not module or not cls:
+        raise ConfigurationError(f"{name} must be module:Class, got {text!r}")
+    return text
+
+
+def _table(name: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{name} must be a table, e.g. {{ key = \"value\" }}, "
+                                 f"got {value!r}")
+    return dict(value)
+
+
+def _public_url(name: str, value: Any) -> str | None:
+    text = _optional_text(name, value)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(f"{name} must be an http(s) URL without credentials, "
+                                 f"query or fragment, e.g. https://pmc.example.com/soap; "
+                                 f"got {text!r}")
+    return text
+
+
+# -- the keys of each section -----------------------------------------------------
+# name -> (parser, default). The ERP and FTPS keys are the global ones in [adapter]
+# and a biller's own in [billers.NNNN].
+
+ERP_KEYS: dict[str, tuple[Parser, Any]] = {
+    "erp_wsdl": (_optional_text, None),
+    "erp_timeout": (_positive_float, 3.0),
+    "erp_connector": (_connector, DEFAULT_ERP_CONNECTOR),
+    "erp_auth": (_choice(*ERP_AUTH_MODES, optional=True), None),
+    "erp_username": (_optional_text, None),
+    "erp_password": (_optional_text, None),
+    "erp_options": (_table, {}),
+}
+FTPS_KEYS: dict[str, tuple[Parser, Any]] = {
+    "cob_ftp_host": (_optional_text, None),
+    "cob_ftp_port": (_positive_int, 990),
+    "cob_ftp_tls": (_choice(*FTPS_TLS_MODES), "implicit"),
+    "cob_ftp_username": (_text, ""),
+    "cob_ftp_password": (_text, ""),
+    "cob_ftp_folder": (_text, "Download"),
+    "cob_ftp_timeout": (_positive_float, 30.0),
+    "cob_ftp_ca_file": (_optional_text, None),
+}
+ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
+    "database_url": (_text, DEFAULT_DATABASE_URL),
+    "bind": (_text, "127.0.0.1:8080"),
+    "workers": (_positive_int, 2),
+    "threads": (_positive_int, 16),
+    "billers": (_biller_ids, frozenset()),
+    "max_request_bytes": (_positive_int, 64 * 1024),
+    "max_xml_depth": (_xml_depth, 32),
+    "max_xml_elements": (_positive_int, 500),
+    "graceful_timeout": (_positive_float, 20.0),
+    "request_timeout": (_positive_float, 10.0),
+    "log_level": (_choice(*LOG_LEVELS), "info"),
+    "log_format": (_choice("text", "json"), "text"),
+    **ERP_KEYS,
+    "forward_poll": (_positive_float, 2.0),
+    "forward_retry_base": (_positive_float, 2.0),
+    "forward_retry_max": (_positive_float, 300.0),
+    "forward_concurrency": (_positive_int, 4),
+    "forward_probe": (_positive_float, 10.0),
+    "clock_skew": (_positive_float, 300.0),
+    "wss_window": (_positive_float, 300.0),
+    "public_wsdl": (_flag, False),
+    "tls_at_proxy": (_flag, False),
+    "public_url": (_public_url, None),
+    "validation": (_choice(*VALIDATION_ENGINES), "libxml2"),
+    "reversal_cutoff_hour": (_hour, 24),
+    "charge_window_days": (_days, 0),
+    **FTPS_KEYS,
+    "cob_fetch_days": (_positive_int, 5),
+    "cob_download_dir": (_text, "cob-reports"),
+    "trusted_proxies": (_networks, ()),
+    "metrics_networks": (_networks, ()),
+    "tls_cert": (_optional_text, None),
+    "tls_key": (_optional_text, None),
+    "tls_client_ca": (_optional_text, None),
+    "allowed_networks": (_networks, ()),
+}
+CALLER_KEYS: dict[str, tuple[Parser, Any]] = {
+    "password": (_optional_text, None),
+    "certificate": (_optional_text, None),
+    "operations": (_words, None),
+    "billers": (_biller_ids, None),
+}
+BILLER_KEYS: dict[str, tuple[Parser, Any]] = {
+    "name": (_optional_text, None),
+    "reversal_cutoff_hour": (_hour, None),
+    **ERP_KEYS,
+    **FTPS_KEYS,
+}
+TABLES = ("adapter", "callers", "billers")
+#: Keys the environment cannot give (a table).
+NOT_FROM_ENVIRONMENT = ("erp_options",)
+
+
+def _closest(key: str, valid, spell: Callable[[str], str] = str) -> str:
+    """" (did you mean X?)" for the valid key closest to ``key``, or nothing."""
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {spell(match[0])}?)" if match else ""
+
+
+def _checked_keys(where: str, given: Mapping[str, Any], valid) -> dict[str, Any]:
+    """``given`` with every alias under its English name; a ConfigurationError naming the
+    first key that is neither a valid one nor an alias of one, with the closest valid
+    key, or a key given under both of its names."""
+    checked: dict[str, Any] = {}
+    for key, value in given.items():
+        name = ALIASES.get(key, key)
+        if name not in valid:
+            raise ConfigurationError(f"unknown setting {key!r} in {where}"
+                                     f"{_closest(key, list(valid) + list(ALIASES))}")
+        if name in checked:
+            raise ConfigurationError(f"{where} sets {name} twice (as {name} and as its "
+                                     f"alias {key}): keep {name}")
+        checked[name] = value
+    return checked
+
+
+def _parsed(prefix: str, raw: Mapping[str, Any],
+            keys: Mapping[str, tuple[Parser, Any]]) -> dict[str, Any]:
+    """Each key of ``keys`` given in ``raw``, parsed (named ``prefix + key`` in errors)."""
+    return {name: keys[name][0](prefix + name, value) for name, value in raw.items()}
+
+
+def _erp(values: Mapping[str, Any]) -> ErpSettings:
+    return ErpSettings(
+        wsdl=values["erp_wsdl"], timeout=values["erp_timeout"],
+        connector=values["erp_connector"], auth=values["erp_auth"],
+        username=values["erp_username"], password=values["erp_password"],
+        options=dict(values["erp_options"]))
+
+
+def _ftps(values: Mapping[str, Any]) -> FtpsSettings:
+    return FtpsSettings(
+        host=values["cob_ftp_host"], port=values["cob_ftp_port"], tls=values["cob_ftp_tls"],
+        username=values["cob_ftp_username"], password=values["cob_ftp_password"],
+        folder=values["cob_ftp_folder"], timeout=values["cob_ftp_timeout"],
+        ca_file=values["cob_ftp_ca_file"])
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
+    document = _checked_keys(f"config file {path} (its tables are [adapter], "
+                             "[callers.NAME], [billers.NNNN])", document, TABLES)
+    for table in TABLES:
+        if not isinstance(document.get(table, {}), dict):
+            raise ConfigurationError(f"{table} in config file {path} must be a table "
+                                     f"([{table}]...)")
+    for table in ("callers", "billers"):
+        for name, section in document.get(table, {}).items():
+            if not isinstance(section, dict):
+                raise ConfigurationError(f"{table}.{name} in config file {path} must be a "
+                                         f"table ([{table}.{name}])")
+    return document
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The [adapter] keys the environment sets (PMC_ADAPTER_<KEY>); an unknown
+    PMC_ADAPTER_* variable is refused by name."""
+    found: dict[str, str] = {}
+    special = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "CALLERS")
+    settable = [k for k in ADAPTER_KEYS if k not in NOT_FROM_ENVIRONMENT] + list(ALIASES)
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in special \
+                or variable.startswith(TEST_ENV_PREFIX):
             continue
-        value = environ.get(ENV_PREFIX + name.upper())
-        if value not in (None, ""):
-            raw[name] = value
+        key = variable[len(ENV_PREFIX):].lower()
+        if key not in settable:
+            raise ConfigurationError(f"unknown environment variable {variable}" + _closest(
+                key, settable, lambda name: ENV_PREFIX + name.upper()))
+        if environ[variable] == "":  # set but empty: not set
+            continue
+        name = ALIASES.get(key, key)
+        if name in found:
+            raise ConfigurationError(f"{ENV_PREFIX}{name.upper()} and its alias "
+                                     f"{variable} are both set: keep {ENV_PREFIX}"
+                                     f"{name.upper()}")
+        found[name] = environ[variable]
+    return found
 
+
+def _callers(sections: Mapping[str, Any], environ: Mapping[str, str]) -> dict:
+    raw: dict[str, dict[str, Any]] = {
+        str(name): _checked_keys(f"[callers.{name}]", section, CALLER_KEYS)
+        for name, section in sections.items()}
     # PMC_ADAPTER_CALLERS="name:password,name:password" (every operation allowed)
-    for entry in _split_list(environ.get(ENV_PREFIX + "CALLERS", "")):
+    for entry in _split_list(ENV_PREFIX + "CALLERS", environ.get(ENV_PREFIX + "CALLERS", "")):
         name, separator, password = entry.partition(":")
         if not separator or not name or not password:
             raise ConfigurationError("PMC_ADAPTER_CALLERS takes name:password pairs")
-        callers[name] = {"password": password}
-    for name, caller in callers.items():
-        if not caller.get("password") and not caller.get("certificate"):
+        raw[name] = {"password": password}
+    callers = {}
+    for name, given in raw.items():
+        values = {key: default for key, (_parse, default) in CALLER_KEYS.items()}
+        values.update(_parsed(f"callers.{name}.", given, CALLER_KEYS))
+        if not values["password"] and not values["certificate"]:
             raise ConfigurationError(f"caller {name} has no password and no certificate")
+        callers[name] = CallerSettings(name=name, **values)
+    return callers
 
-    networks = _networks("allowed_networks", raw.pop("allowed_networks", []))
-    proxies = _networks("trusted_proxies", raw.pop("trusted_proxies", []))
-    monitoring = _networks("metrics_networks", raw.pop("metrics_networks", []))
 
-    if bool(raw.get("tls_cert")) != bool(raw.get("tls_key")):
+def _billers(sections: Mapping[str, Any], globals_: Mapping[str, Any]) -> dict:
+    billers = {}
+    for biller_id, section in sections.items():
+        biller_id = str(biller_id)
+        if not BILLER_ID.fullmatch(biller_id):
+            raise ConfigurationError(f"[billers.{biller_id}]: biller numbers are 4 digits")
+        given = _parsed(f"billers.{biller_id}.",
+                        _checked_keys(f"[billers.{biller_id}]", section, BILLER_KEYS),
+                        BILLER_KEYS)
+        merged = {**globals_, **given}  # the biller's ERP and FTPS keys over the global ones
+        billers[biller_id] = BillerSettings(
+            biller_id=biller_id, name=given.get("name"),
+            reversal_cutoff_hour=given.get("reversal_cutoff_hour"),
+            erp=_erp(merged), cob_ftp=_ftps(merged))
+    return billers
+
+
+def load_settings(config_file: str | os.PathLike | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings of the file (``config_file``, else ``PMC_ADAPTER_CONFIG``), the
+    environment over it, and ``overrides`` (the command line's ``--workers``...) over
+    both, each value checked the same way wherever it came from."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    document = _read_document(Path(config_file)) if config_file else {}
+
+    raw = _checked_keys("[adapter]", document.get("adapter", {}), ADAPTER_KEYS)
+    raw.update(_from_environment(environ))
+    raw.update(_checked_keys("the command line", {
+        key: value for key, value in (overrides or {}).items() if value is not None},
+        ADAPTER_KEYS))
+    values = {key: default for key, (_parse, default) in ADAPTER_KEYS.items()}
+    values.update(_parsed("", raw, ADAPTER_KEYS))
+
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise ConfigurationError("HTTPS needs both tls_cert and tls_key")
-    if raw.get("tls_client_ca") and not raw.get("tls_cert"):
+    if values["tls_client_ca"] and not values["tls_cert"]:
         raise ConfigurationError("client certificates (tls_client_ca) need HTTPS: tls_cert, "
                                  "tls_key")
 
-    unknown = set(raw) - set(Settings.__dataclass_fields__)
-    if unknown:
-        raise ConfigurationError(f"unknown setting(s) in [adapter]: {', '.join(sorted(unknown))}")
+    callers = _callers(document.get("callers", {}), environ)
+    if any(caller.certificate for caller in callers.values()) and not values["tls_client_ca"]:
+        raise ConfigurationError("callers known by a certificate need tls_client_ca (and "
+                                 "HTTPS): no client certificate is asked for otherwise")
+    billers = _billers(document.get("billers", {}), values)
 
-    empresas = frozenset(_split_list(raw.get("empresas", [])))
-    bad = sorted(e for e in empresas if not BILLER_ID.fullmatch(e))
-    if bad:
-        raise ConfigurationError(f"biller numbers are 4 digits; got {', '.join(bad)}")
-
-    log_format = str(raw.get("log_format", Settings.log_format))
-    if log_format not in ("text", "json"):
-        raise ConfigurationError(f"log_format: {log_format!r} is not 'text' or 'json'")
-
-    validation = str(raw.get("validation", Settings.validation))
-    if validation not in VALIDATION_ENGINES:
-        raise ConfigurationError(f"validation: {validation!r} is not one of "
-                                 f"{', '.join(VALIDATION_ENGINES)}")
-
-    for biller_id, section in billers.items():
-        if "reversal_cutoff_hour" in section:
-            section["reversal_cutoff_hour"] = _hour(
-                f"empresas.{biller_id}.reversal_cutoff_hour", section["reversal_cutoff_hour"])
-
-    try:
-        charge_window = int(raw.get("charge_window_days", Settings.charge_window_days))
-        if charge_window < 0:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigurationError("charge_window_days must be a whole number of days, 0 or "
-                                 f"more, got {raw.get('charge_window_days')!r}") from None
-
-    tls_mode = str(raw.get("cob_ftp_tls", Settings.cob_ftp_tls))
-    if tls_mode not in ("implicit", "explicit") or any(
-            section.get("cob_ftp_tls", tls_mode) not in ("implicit", "explicit")
-            for section in billers.values()):
-        raise ConfigurationError("cob_ftp_tls must be 'implicit' or 'explicit'")
-
-    integers = {name: _positive(name, raw.get(name, getattr(Settings, name)))
-                for name in INT_KEYS}
-    if integers["max_xml_depth"] > LIBXML2_MAX_DEPTH:
-        # deeper documents are refused by libxml2 itself (no huge_tree), whatever we say
-        raise ConfigurationError(f"max_xml_depth must be at most {LIBXML2_MAX_DEPTH} "
-                                 f"(the XML parser's own limit), got {integers['max_xml_depth']}")
+    own = {f.name for f in fields(Settings)} - {"billers", "callers"}
     return Settings(
-        log_format=log_format,
-        validation=validation,
-        charge_window_days=charge_window,
-        cob_ftp_tls=tls_mode,
-        cob_ftp_folder=str(raw.get("cob_ftp_folder", Settings.cob_ftp_folder)),
-        cob_download_dir=str(raw.get("cob_download_dir", Settings.cob_download_dir)),
-        reversal_cutoff_hour=_hour("reversal_cutoff_hour",
-                                   raw.get("reversal_cutoff_hour", Settings.reversal_cutoff_hour)),
-        database_url=str(raw.get("database_url", Settings.database_url)),
-        bind=str(raw.get("bind", Settings.bind)),
-        empresas=empresas,
-        public_wsdl=_flag("public_wsdl", raw.get("public_wsdl", Settings.public_wsdl)),
-        tls_at_proxy=_flag("tls_at_proxy", raw.get("tls_at_proxy", Settings.tls_at_proxy)),
-        **integers,
-        log_level=str(raw.get("log_level", Settings.log_level)),
-        **{name: raw.get(name, getattr(Settings, name))
-           for name in ERP_KEYS + OPTIONAL_TEXT_KEYS if name not in FLOAT_KEYS},
-        **{name: _positive(name, raw.get(name, getattr(Settings, name)), float)
-           for name in FLOAT_KEYS},
-        allowed_networks=networks,
-        trusted_proxies=proxies,
-        metrics_networks=monitoring,
-        callers=callers,
-        billers=billers,
-    )
+        **{key: value for key, value in values.items() if key in own},
+        served_billers=values["billers"],
+        erp=_erp(values), cob_ftp=_ftps(values),
+        callers=callers, billers=billers)

@@ -52,4 +52,51 @@ def test_configuration_errors_stop_serve_with_a_message(tmp_path):
     result = subprocess.run([CLI, "serve"], capture_output=True, text=True, timeout=60,
                             cwd=tmp_path, env={**os.environ, "PMC_ADAPTER_EMPRESAS": "12"})
     assert result.returncode == 2
-    assert "configuration error: biller numbers are 4 digits; got 12" in result.stderr
+    assert "configuration error: billers: biller numbers are 4 digits; got 12" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "check-config"])
+def test_a_typo_in_any_section_stops_serve_and_check_config_naming_it(tmp_path, command):
+    config = tmp_path / "adapter.toml"
+    config.write_text('[callers.pmc]\npassword = "x"\nbiller = ["1234"]\n')
+    result = subprocess.run([CLI, "--config", str(config), command], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert "configuration error: unknown setting 'biller' in [callers.pmc] (did you mean " \
+           "billers?)" in result.stderr
+
+
+def test_a_caller_bound_to_a_biller_acts_for_it_alone(database_url, tmp_path):
+    """`billers` in a caller's section (the English name; `empresas` its alias) binds
+    it: over real HTTP, a notice and a status inquiry for another biller are refused."""
+    from conftest import RawSoap, envelope, unique
+    import base64
+    import xmlschema
+    from adapter.soap import contract
+
+    config = tmp_path / "adapter.toml"
+    config.write_text('[adapter]\ntrusted_proxies = ["127.0.0.0/8"]\n'
+                      '[callers.pmc]\npassword = "s3cret"\nbillers = ["1234"]\n')
+    server = start_server(database_url, tmp_path, PMC_ADAPTER_CONFIG=str(config))
+    soap = RawSoap(server.soap_url, xmlschema.XMLSchema(str(contract.xsd_path())))
+    headers = {"Authorization": "Basic " + base64.b64encode(b"pmc:s3cret").decode(),
+               "X-Forwarded-Proto": "https"}
+    try:
+        before = server.database.counts()
+        operation = unique("OP")
+        paid = soap.post(envelope("InformarPago", [
+            ("idEmpresa", "5678"), ("idOperacion", operation), ("idCliente", "C1"),
+            ("idFactura", "F-1"), ("importe", "10.00"), ("moneda", "ARS"),
+            ("fechaPago", "2026-12-01T10:00:00-03:00")]), soap_action="InformarPago",
+            headers=headers)
+        assert paid.fault_code == "soap:Client.NotAuthorized"
+        status = soap.post(envelope("ConsultarPago", [("idEmpresa", "5678"),
+                                                      ("idOperacion", operation)]),
+                           soap_action="ConsultarPago", headers=headers)
+        assert status.fault_code == "soap:Client.NotAuthorized"
+        assert server.database.counts() == before
+        own = soap.post(envelope("ConsultarDeuda", [("idEmpresa", "1234"), ("idCliente", "C1")]),
+                        soap_action="ConsultarDeuda", headers=headers)
+        assert not own.is_fault
+    finally:
+        stop_server(server)

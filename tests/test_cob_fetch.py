@@ -26,7 +26,8 @@ from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
-from adapter.cob_fetch import FetchError, FtpsOptions, fetch_reports, list_reports
+from adapter.cob_fetch import FetchError, fetch_reports, list_reports
+from adapter.config import FtpsSettings
 from conftest import free_port
 from test_mutual_tls import issue, name, write
 
@@ -86,8 +87,8 @@ class FtpsServer:
         (self.root / "Download" / name).write_bytes(content)
         return content
 
-    def options(self, **overrides) -> FtpsOptions:
-        return FtpsOptions(**{"host": "127.0.0.1", "port": self.port, "tls": self.tls,
+    def options(self, **overrides) -> FtpsSettings:
+        return FtpsSettings(**{"host": "127.0.0.1", "port": self.port, "tls": self.tls,
                               "username": USER, "password": PASSWORD,
                               "ca_file": self.ca_file, "timeout": 10, **overrides})
 
@@ -275,7 +276,7 @@ def test_the_server_name_is_checked_against_its_certificate(server, inbox):
 
 def test_a_silent_server_times_out(inbox):
     with socket.create_server(("127.0.0.1", 0)) as mute:  # accepts, never speaks
-        options = FtpsOptions("127.0.0.1", mute.getsockname()[1], timeout=0.5)
+        options = FtpsSettings("127.0.0.1", mute.getsockname()[1], timeout=0.5)
         with pytest.raises(FetchError,
                            match=r"127\.0\.0\.1:\d+: connecting.*no answer within 0.5 s"):
             list_reports(options, BILLER)
@@ -284,7 +285,7 @@ def test_a_silent_server_times_out(inbox):
 def test_no_server_at_all_is_a_fetch_error():
     port = free_port()
     with pytest.raises(FetchError, match=f"127.0.0.1:{port}: connecting"):
-        list_reports(FtpsOptions("127.0.0.1", port, tls="explicit", timeout=5), BILLER)
+        list_reports(FtpsSettings("127.0.0.1", port, tls="explicit", timeout=5), BILLER)
 
 
 # -- complete files only --------------------------------------------------------------------
@@ -354,9 +355,9 @@ def test_data_connections_closed_without_a_tls_goodbye_still_serve(server, inbox
 
 
 def test_options_hide_the_password_and_know_the_tls_modes():
-    assert PASSWORD not in repr(FtpsOptions("h", password=PASSWORD))
+    assert PASSWORD not in repr(FtpsSettings("h", password=PASSWORD))
     with pytest.raises(ValueError, match="implicit, explicit"):
-        FtpsOptions("h", tls="none")
+        FtpsSettings("h", tls="none")
 
 
 # -- `pmc-adapter fetch-cob`: fetched and imported, as an operator runs it -----------------

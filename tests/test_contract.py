@@ -136,11 +136,40 @@ def test_forwarded_headers_name_the_address_only_from_a_trusted_proxy(database_u
         stop_server(server)
 
 
-def test_a_made_up_host_header_is_not_advertised(server):
-    served = etree.fromstring(requests.get(server.soap_url + "?wsdl", timeout=10, headers={
-        "Host": "evil.example/<x>"}).content)
-    location = served.find(f".//{{{contract.WSDL_SOAP_NS}}}address").get("location")
+@pytest.mark.parametrize("host", ["evil.example/<x>", "evil.example:99999", "-evil.example",
+                                  "evil..example", "evil.example:80:80", "[evil]:80",
+                                  "evil.example:0", "ev il.example"])
+def test_a_made_up_host_header_is_not_advertised(server, host):
+    response = requests.get(server.soap_url + "?wsdl", timeout=10, headers={"Host": host})
+    location = etree.fromstring(response.content).find(
+        f".//{{{contract.WSDL_SOAP_NS}}}address").get("location")
     assert "evil" not in location and location.endswith("/soap")
+
+
+def test_an_address_from_the_host_header_is_marked_as_varying_with_it(server):
+    response = requests.get(server.soap_url + "?wsdl", timeout=10,
+                            headers={"Host": "evil.example:666"})
+    assert b"http://evil.example:666/soap" in response.content  # valid: it is the client's
+    assert "Host" in response.headers["Vary"]  # ... and no cache gives it to another
+
+
+def test_public_url_is_what_the_wsdl_advertises_whatever_the_request_says(database_url,
+                                                                         tmp_path):
+    public = "https://pmc.example.com/pmc/soap"
+    server = start_server(database_url, tmp_path, PMC_ADAPTER_PUBLIC_URL=public,
+                          PMC_ADAPTER_TRUSTED_PROXIES="127.0.0.0/8")
+    try:
+        for headers in ({}, {"Host": "evil.example:666"},
+                        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}):
+            response = requests.get(server.soap_url + "?wsdl", timeout=10, headers=headers)
+            served = etree.fromstring(response.content)
+            assert served.find(f".//{{{contract.WSDL_SOAP_NS}}}address").get(
+                "location") == public
+            assert served.find(f".//{{{XSD}}}import").get("schemaLocation") == \
+                public + "?xsd=pmc-adapter.xsd"
+            assert b"evil" not in response.content and "Vary" not in response.headers
+    finally:
+        stop_server(server)
 
 
 def test_served_schema_is_the_bundled_file(server):

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from adapter.config import load_settings
+from adapter.config import ErpSettings, load_settings
 from adapter.domain.model import Currency, DueDate, Invoice, Origin, PaymentNotice
-from adapter.erp.connector import ErpAck, ErpConnector, ErpDirectory, ErpLookup, ErpOptions
+from adapter.erp.connector import ErpAck, ErpConnector, ErpDirectory, ErpLookup
 from adapter.erp.legacy import LegacyErp, format_amount, format_time, parse_amount
 from adapter.errors import ConfigurationError, ErpUnavailable
 from conftest import ErpSim, free_port, today, unique
@@ -23,7 +23,7 @@ def guarded_erp(tmp_path_factory):
 
 
 def connector(erp: ErpSim, auth=None, username=None, password=None, timeout=2.0) -> LegacyErp:
-    return LegacyErp(ErpOptions(wsdl=erp.wsdl_url, timeout=timeout, auth=auth,
+    return LegacyErp(ErpSettings(wsdl=erp.wsdl_url, timeout=timeout, auth=auth,
                                 username=username, password=password))
 
 
@@ -54,7 +54,7 @@ def test_posting_twice_is_acknowledged_as_a_duplicate(guarded_erp):
 
 
 def test_an_erp_that_is_not_there_is_unavailable_fast():
-    erp = LegacyErp(ErpOptions(wsdl=f"http://127.0.0.1:{free_port()}/erp?wsdl", timeout=1))
+    erp = LegacyErp(ErpSettings(wsdl=f"http://127.0.0.1:{free_port()}/erp?wsdl", timeout=1))
     with pytest.raises(ErpUnavailable):
         erp.customer_invoices("1234", "C1")
 
@@ -74,14 +74,15 @@ class StaticErp(ErpConnector):
         return ErpLookup(customer_known=True)
 
     def post_payment(self, notice, receipt_id):
-        return ErpAck(reference=self.options.extra["prefix"] + receipt_id)
+        return ErpAck(reference=self.options.options["prefix"] + receipt_id)
 
 
 def test_each_biller_gets_the_connector_its_config_names(tmp_path):
     config = tmp_path / "adapter.toml"
     config.write_text('[adapter]\nerp_wsdl = "http://erp.invalid/erp?wsdl"\nerp_timeout = 2\n'
                       '[empresas.5678]\nerp_connector = "test_erp_connector:StaticErp"\n'
-                      'erp_wsdl = "/opt/other.wsdl"\nerp_timeout = 0.5\nprefix = "X-"\n')
+                      'erp_wsdl = "/opt/other.wsdl"\nerp_timeout = 0.5\n'
+                      'erp_options = { prefix = "X-" }\n')
     directory = ErpDirectory(load_settings(config, environ={}))
     assert isinstance(directory.for_biller("1234"), LegacyErp)
     other = directory.for_biller("5678")

@@ -3,12 +3,14 @@
 A biller with another ERP writes one subclass of :class:`ErpConnector` (two
 methods, and a third for reversals, speaking our domain types) and names it in the config file::
 
-    [empresas.1234]
+    [billers.1234]
     erp_connector = "mycompany.erp:SapConnector"
     erp_wsdl = "https://sap.internal/cobranzas?wsdl"
+    erp_options = { client = "300" }    # the connector's own settings, if it has any
 
-The class is built once per distinct configuration per process with
-:class:`ErpOptions`.
+The class is built once per distinct ERP configuration per process with that
+biller's :class:`adapter.config.ErpSettings` (its ``options`` are ``erp_options``)
+and nothing else of the configuration.
 Its methods raise :class:`adapter.errors.ErpUnavailable` for anything worth
 retrying (timeouts, connection errors, faults) and
 :class:`adapter.errors.ErpRejected` for a definitive "no".
@@ -18,22 +20,11 @@ from __future__ import annotations
 import abc
 import importlib
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from adapter.config import Settings
+from adapter.config import ErpSettings, Settings
 from adapter.domain.model import Invoice, PaymentNotice, ReversalNotice
 from adapter.errors import ConfigurationError, ErpRejected
-
-
-@dataclass(frozen=True)
-class ErpOptions:
-    wsdl: str
-    timeout: float
-    auth: str | None = None  # "wsse" or "basic"
-    username: str | None = None
-    password: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # the rest of the biller's section
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ class ErpAck:
 
 
 class ErpConnector(abc.ABC):
-    def __init__(self, options: ErpOptions):
+    def __init__(self, options: ErpSettings):
         self.options = options
 
     @abc.abstractmethod
@@ -95,7 +86,7 @@ class ErpDirectory:
         self._settings = settings
         self._connectors: dict[str, ErpConnector | None] = {}
         # billers configured alike share one connector (one zeep client per ERP)
-        self._shared: dict[tuple, ErpConnector] = {}
+        self._shared: dict[ErpSettings, ErpConnector] = {}
         self._lock = threading.Lock()
 
     def for_biller(self, biller_id: str) -> ErpConnector | None:
@@ -109,26 +100,16 @@ class ErpDirectory:
         return self.for_biller(biller_id) is not None
 
     def _build(self, biller_id: str) -> ErpConnector | None:
-        options = self._settings.erp_options(biller_id)
-        if not options["erp_wsdl"]:
+        erp = self._settings.erp_for(biller_id)
+        if not erp.configured:
             return None
-        if options["erp_auth"] not in (None, "wsse", "basic"):
-            raise ConfigurationError(f"erp_auth must be 'wsse' or 'basic', "
-                                     f"not {options['erp_auth']!r}")
-        extra = {key: value for key, value in self._settings.billers.get(biller_id, {}).items()
-                 if key not in options}
-        key = (tuple(sorted(options.items())), tuple(sorted(map(repr, extra.items()))))
-        if key not in self._shared:
-            cls = _load_class(options["erp_connector"])
-            self._shared[key] = cls(ErpOptions(
-                wsdl=options["erp_wsdl"], timeout=options["erp_timeout"],
-                auth=options["erp_auth"], username=options["erp_username"],
-                password=options["erp_password"], extra=extra))
-        return self._shared[key]
+        if erp not in self._shared:
+            self._shared[erp] = _load_class(erp.connector)(erp)
+        return self._shared[erp]
 
     def check(self) -> None:
         """Build every configured connector now, so that a bad config stops the start
         (the global one too, which serves billers nobody listed)."""
         self._build("")
-        for biller_id in set(self._settings.empresas) | set(self._settings.billers):
+        for biller_id in self._settings.known_billers:
             self.for_biller(biller_id)

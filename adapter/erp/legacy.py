@@ -21,9 +21,10 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from adapter import metrics
+from adapter.config import ErpSettings
 from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin,
                                   PaymentNotice, ReversalNotice)
-from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup, ErpOptions
+from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup
 from adapter.erp.deadline import DeadlineAdapter, DeadlineExceeded, within
 from adapter.errors import ErpRejected, ErpUnavailable
 
@@ -68,7 +69,7 @@ def format_time(moment: datetime) -> str:
 
 
 class LegacyErp(ErpConnector):
-    def __init__(self, options: ErpOptions):
+    def __init__(self, options: ErpSettings):
         super().__init__(options)
         self._session = requests.Session()  # pooled connections for every call
         # every call, WSDL load included, ends within the timeout, however the ERP answers

@@ -166,9 +166,18 @@ class Gateway:
     # -- GET -------------------------------------------------------------------
 
     def _wsdl(self, environ: dict) -> _Reply:
+        """The WSDL, its endpoint (and the schemas' addresses) ``public_url`` when set;
+        otherwise the address the request names, marked as varying with the headers that
+        named it, so that no cache in between serves one client's address to another."""
+        if self._settings.public_url:
+            return _reply("200 OK", contract.wsdl_for(self._settings.public_url),
+                          XML_CONTENT_TYPE)
         address = transport.public_address(environ, self._trusted_proxies) + \
             f"{environ.get('SCRIPT_NAME', '')}{SOAP_PATH}"
-        return _reply("200 OK", contract.wsdl_for(address), XML_CONTENT_TYPE)
+        reply = _reply("200 OK", contract.wsdl_for(address), XML_CONTENT_TYPE)
+        reply.headers.append(("Vary", "Host, X-Forwarded-Host, X-Forwarded-Proto"
+                              if self._trusted_proxies else "Host"))
+        return reply
 
     def _xsd(self, name: str) -> _Reply:
         # Only the files the contract bundles; never a path from the request.

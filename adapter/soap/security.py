@@ -35,7 +35,7 @@ from typing import Callable
 
 from lxml import etree
 
-from adapter.config import BILLER_ID, Settings
+from adapter.config import Settings
 from adapter.errors import (AddressNotAllowed, ConfigurationError, NotAuthenticated,
                             NotAuthorized)
 from adapter.soap import transport
@@ -109,26 +109,13 @@ class Guard:
                       first_use: NonceCheck | None = None) -> Guard:
         callers = {}
         for name, entry in settings.callers.items():
-            allowed = entry.get("operations")
-            if allowed is not None:
-                unknown = set(allowed) - operations
-                if unknown:
-                    raise ConfigurationError(f"caller {name}: no operation {sorted(unknown)}")
-                allowed = frozenset(allowed)
-            billers = entry.get("empresas")
-            if billers is not None:
-                billers = frozenset(str(biller) for biller in billers)
-                bad = sorted(b for b in billers if not BILLER_ID.fullmatch(b))
-                if bad:
-                    raise ConfigurationError(f"caller {name}: biller numbers are 4 digits, "
-                                             f"got {', '.join(bad)}")
-            password = entry.get("password")
-            callers[name] = Caller(name, None if password is None else str(password), allowed,
-                                   billers, entry.get("certificate"))
-        if any(caller.certificate for caller in callers.values()) \
-                and not settings.tls_client_ca:
-            raise ConfigurationError("callers known by a certificate need tls_client_ca (and "
-                                     "HTTPS): no client certificate is asked for otherwise")
+            unknown = (entry.operations or set()) - operations
+            if unknown:
+                raise ConfigurationError(
+                    f"caller {name}: no operation {', '.join(sorted(unknown))} (the "
+                    f"operations are {', '.join(sorted(operations))})")
+            callers[name] = Caller(name, entry.password, entry.operations, entry.billers,
+                                   entry.certificate)
         return cls(callers, list(settings.allowed_networks),
                    timedelta(seconds=settings.clock_skew),
                    digest_window=timedelta(seconds=settings.wss_window), first_use=first_use,

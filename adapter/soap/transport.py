@@ -85,7 +85,33 @@ def read_body(environ: dict, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def valid_host(host: str) -> bool:
+    """Whether ``host`` is a syntactically valid ``host[:port]`` (RFC 3986's authority
+    without user info): a DNS name of letters, digits and hyphens, an IPv4 address or
+    a bracketed IPv6 one, and a port from 1 to 65535."""
+    name, port = host, None
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return False
+        port = rest[1:] if rest else None
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return False
+    else:
+        if host.count(":") > 1:
+            return False
+        name, colon, port = host.partition(":")
+        port = port if colon else None
+        labels = name.removesuffix(".").split(".")
+        if not name or len(name) > 253 or not all(_LABEL.fullmatch(l) for l in labels):
+            return False
+    return port is None or (_PORT.fullmatch(port) is not None and 0 < int(port) < 65536)
 
 
 def _first(header: str | None) -> str:
@@ -123,7 +149,7 @@ def public_address(environ: dict, trusted_proxies: list) -> str:
     host = environ.get("HTTP_HOST", "")
     if address_in(environ.get("REMOTE_ADDR"), trusted_proxies):
         host = _first(environ.get("HTTP_X_FORWARDED_HOST")) or host
-    if not _HOST.fullmatch(host):  # never advertise what the client made up
+    if not valid_host(host):  # never advertise what the client made up
         host = f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
     return f"{scheme}://{host}"
 
