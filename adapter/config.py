@@ -306,9 +306,8 @@ def _optional_text(name: str, value: Any) -> str | None:
     return _text(name, value) or None
 
 
-def _number(kind: type, *, minimum: float = 0, strict: bool = True) -> Parser:
-    """A parser of ``kind`` (int or float) numbers above ``minimum`` (``strict``) or
-    at least ``minimum``."""
+def _positive(kind: type) -> Parser:
+    """A parser of positive ``kind`` (int or float) numbers."""
     def parse(name: str, value: Any):
         what = "a whole number" if kind is int else "a number"
         try:
@@ -317,15 +316,13 @@ def _number(kind: type, *, minimum: float = 0, strict: bool = True) -> Parser:
             number = kind(value)
         except (TypeError, ValueError):
             raise ConfigurationError(f"{name} must be {what}, got {value!r}") from None
-        if strict and number <= minimum:
+        if number <= 0:
             raise ConfigurationError(f"{name} must be positive, got {number}")
-        if not strict and number < minimum:
-            raise ConfigurationError(f"{name} must be {what}, {minimum} or more, got {number}")
         return number
     return parse
 
 
-_positive_int, _positive_float = _number(int), _number(float)
+_positive_int, _positive_float = _positive(int), _positive(float)
 
 
 def _hour(name: str, value: Any) -> int:
@@ -543,20 +540,15 @@ def _parsed(prefix: str, raw: Mapping[str, Any],
     return {name: keys[name][0](prefix + name, value) for name, value in raw.items()}
 
 
+# The file's names of the typed parts' fields: erp_wsdl is ErpSettings.wsdl, and so on.
 def _erp(values: Mapping[str, Any]) -> ErpSettings:
-    return ErpSettings(
-        wsdl=values["erp_wsdl"], timeout=values["erp_timeout"],
-        connector=values["erp_connector"], auth=values["erp_auth"],
-        username=values["erp_username"], password=values["erp_password"],
-        options=dict(values["erp_options"]))
+    fields_ = {key.removeprefix("erp_"): values[key] for key in ERP_KEYS}
+    fields_["options"] = dict(fields_["options"])  # each connector its own copy
+    return ErpSettings(**fields_)
 
 
 def _ftps(values: Mapping[str, Any]) -> FtpsSettings:
-    return FtpsSettings(
-        host=values["cob_ftp_host"], port=values["cob_ftp_port"], tls=values["cob_ftp_tls"],
-        username=values["cob_ftp_username"], password=values["cob_ftp_password"],
-        folder=values["cob_ftp_folder"], timeout=values["cob_ftp_timeout"],
-        ca_file=values["cob_ftp_ca_file"])
+    return FtpsSettings(**{key.removeprefix("cob_ftp_"): values[key] for key in FTPS_KEYS})
 
 
 def _read_document(path: Path) -> dict[str, Any]:

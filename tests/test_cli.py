@@ -1,4 +1,5 @@
 """`pmc-adapter serve` as a new user runs it."""
+import base64
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from conftest import start_server, stop_server
+from conftest import RawSoap, envelope, start_server, stop_server, unique
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 
@@ -66,19 +67,14 @@ def test_a_typo_in_any_section_stops_serve_and_check_config_naming_it(tmp_path, 
            "billers?)" in result.stderr
 
 
-def test_a_caller_bound_to_a_biller_acts_for_it_alone(database_url, tmp_path):
+def test_a_caller_bound_to_a_biller_acts_for_it_alone(database_url, schema, tmp_path):
     """`billers` in a caller's section (the English name; `empresas` its alias) binds
     it: over real HTTP, a notice and a status inquiry for another biller are refused."""
-    from conftest import RawSoap, envelope, unique
-    import base64
-    import xmlschema
-    from adapter.soap import contract
-
     config = tmp_path / "adapter.toml"
     config.write_text('[adapter]\ntrusted_proxies = ["127.0.0.0/8"]\n'
                       '[callers.pmc]\npassword = "s3cret"\nbillers = ["1234"]\n')
     server = start_server(database_url, tmp_path, PMC_ADAPTER_CONFIG=str(config))
-    soap = RawSoap(server.soap_url, xmlschema.XMLSchema(str(contract.xsd_path())))
+    soap = RawSoap(server.soap_url, schema)
     headers = {"Authorization": "Basic " + base64.b64encode(b"pmc:s3cret").decode(),
                "X-Forwarded-Proto": "https"}
     try:

@@ -29,13 +29,12 @@ import binascii
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from lxml import etree
 
-from adapter.config import Settings
+from adapter.config import CallerSettings, Settings
 from adapter.errors import (AddressNotAllowed, ConfigurationError, NotAuthenticated,
                             NotAuthorized)
 from adapter.soap import transport
@@ -53,13 +52,9 @@ DIGEST_WINDOW = timedelta(minutes=5)
 AUTHENTICATION_FAILED = "authentication failed: unknown caller, wrong password or invalid token"
 
 
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    password: str | None = field(repr=False)  # None: known by its certificate only
-    operations: frozenset[str] | None = None  # None: every operation
-    billers: frozenset[str] | None = None  # None: every biller served
-    certificate: str | None = None  # the subject of its client certificate (mutual TLS)
+# A caller is what its [callers.NAME] section says (password None: known by its
+# certificate only; operations, billers None: every one).
+Caller = CallerSettings
 
 
 def _same(a: str, b: str | None) -> bool:
@@ -107,16 +102,13 @@ class Guard:
     @classmethod
     def from_settings(cls, settings: Settings, operations: set[str],
                       first_use: NonceCheck | None = None) -> Guard:
-        callers = {}
         for name, entry in settings.callers.items():
             unknown = (entry.operations or set()) - operations
             if unknown:
                 raise ConfigurationError(
                     f"caller {name}: no operation {', '.join(sorted(unknown))} (the "
                     f"operations are {', '.join(sorted(operations))})")
-            callers[name] = Caller(name, entry.password, entry.operations, entry.billers,
-                                   entry.certificate)
-        return cls(callers, list(settings.allowed_networks),
+        return cls(dict(settings.callers), list(settings.allowed_networks),
                    timedelta(seconds=settings.clock_skew),
                    digest_window=timedelta(seconds=settings.wss_window), first_use=first_use,
                    trusted_proxies=settings.trusted_proxies,

@@ -109,7 +109,7 @@ def valid_host(host: str) -> bool:
         name, colon, port = host.partition(":")
         port = port if colon else None
         labels = name.removesuffix(".").split(".")
-        if not name or len(name) > 253 or not all(_LABEL.fullmatch(l) for l in labels):
+        if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
             return False
     return port is None or (_PORT.fullmatch(port) is not None and 0 < int(port) < 65536)
 
