@@ -16,7 +16,7 @@ import sys
 
 from adapter import __version__
 from adapter.config import Settings, load_settings
-from adapter.errors import ConfigurationError, RequestTimeout
+from adapter.errors import ConfigurationError, RequestTimeout, StorageUnavailable
 from adapter.logs import TEXT_FORMAT, use_format
 from adapter.storage.db import make_engine, upgrade_schema
 
@@ -605,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(settings, args)
     except ConfigurationError as error:
         print(f"pmc-adapter: configuration error: {error}", file=sys.stderr)
+        return 2
+    except StorageUnavailable as error:
+        print(f"pmc-adapter {args.command}: {error}", file=sys.stderr)
         return 2
 
 

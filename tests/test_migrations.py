@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapter.storage.db import MIGRATIONS, make_engine, upgrade_schema
+from adapter.storage.db import MIGRATIONS, create_database_file, make_engine, upgrade_schema
 from adapter.storage.orm import Base, ForwardRow, InvoiceRow, Money, PaymentRow, UtcDateTime
 
 
@@ -58,6 +58,7 @@ def test_0002_keeps_stored_payments_and_their_outbox(database_url, tmp_path):
     now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
     url = fresh_database(database_url, tmp_path)
     engine = make_engine(url)
+    create_database_file(engine)  # an engine opens a database, never creates one
     try:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))

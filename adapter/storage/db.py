@@ -20,6 +20,7 @@ quickly, with the schema this code was written for?
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import functools
 import logging
@@ -28,6 +29,7 @@ import math
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,7 +39,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from adapter.errors import StorageUnavailable
 
@@ -51,7 +53,8 @@ READ_ONLY = "pmc_read_only"
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S,
+                                                  "factory": _GuardedConnection})
         _configure_sqlite(engine)
         return engine
     engine = create_engine(url)
@@ -89,6 +92,21 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    database = _database_file(engine.url)
+    if database is not None:
+        _FILES[engine] = database
+
+        @event.listens_for(engine, "do_connect")
+        def _open(_dialect, _record, _cargs, cparams):
+            return database.open(cparams)
+
+        @event.listens_for(engine, "checkout")
+        def _still_ours(dbapi_connection, _record, _proxy):
+            try:
+                database.check(dbapi_connection)
+            except sqlite3.OperationalError as error:  # the pool closes it, opens anew
+                raise DisconnectionError(str(error)) from error
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
@@ -112,13 +130,217 @@ def _configure_sqlite(engine: Engine) -> None:
         except BaseException:
             writer.release()
             raise
-        connection.info["holds_writer_lock"] = True
+        # released by the connection once its COMMIT or ROLLBACK has run
+        connection.connection.driver_connection.pmc_writer = writer
 
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _on_end(connection):
-        if connection.info.pop("holds_writer_lock", False):
+
+class _GuardedConnection(sqlite3.Connection):
+    """A SQLite connection that commits only into the file the settings name.
+
+    ``pmc_database`` (None for an in-memory database) checks, before and after every
+    COMMIT, that the file at the configured path is still the one this connection
+    has open: before, so that nothing is written into a deleted or replaced file;
+    after, so that a transaction committed while the file was being replaced is not
+    acknowledged. ``pmc_writer`` is the writer lock a write transaction holds, let go
+    once its COMMIT or ROLLBACK has run (not before, when SQLAlchemy's events fire).
+    """
+
+    pmc_database: _DatabaseFile | None = None
+    pmc_identity: _Identity | None = None
+    pmc_wal: _Identity | None = None
+    pmc_writer: _WriterLock | None = None
+
+    def commit(self) -> None:
+        if self.pmc_database is not None:
+            self.pmc_database.check(self)
+        super().commit()
+        self._release_writer()
+        if self.pmc_database is not None:
+            self.pmc_database.check(self)
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release_writer()
+
+    def close(self) -> None:
+        if self.pmc_database is not None and self.pmc_database.lost:
+            self.rollback()
+            self.pmc_database.keep(self)  # closing it could destroy the only copy
+            return
+        try:
+            super().close()
+        finally:
+            self._release_writer()
+
+    def _release_writer(self) -> None:
+        writer, self.pmc_writer = self.pmc_writer, None
+        if writer is not None:
             writer.release()
+
+
+_Identity = tuple  # (st_dev, st_ino): which file a path names
+
+
+def _identity(path: str) -> _Identity | None:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
+# The file each database path named when this process first opened it. Inherited by
+# forked workers: one started after the file was replaced does not take the new one
+# for the service's database.
+_FIRST_OPENED: dict[str, _Identity] = {}
+_FILES: weakref.WeakKeyDictionary[Engine, _DatabaseFile] = weakref.WeakKeyDictionary()
+
+RESTART_ADVICE = "the write is not acknowledged; restore the file, then stop and start the service"
+
+
+class _DatabaseFile:
+    """The SQLite file of an engine: opened without ever creating it, and checked to
+    be the file at the configured path (device and inode, two ``stat`` calls) at every
+    checkout and commit. Its ``-wal`` too: a connection holds one from its first write.
+
+    Once a connection finds its file deleted or replaced, this process opens no other
+    file at that path until it restarts: the old file's ``-wal`` and ``-shm`` stay at
+    the path while any process still has the old file open, and a connection to the
+    new file would take them for its own (SQLite's mispaired journal: corruption). Its
+    connections to the old file stay open, refusing every statement, so that the old
+    file can still be copied back. A connection to the same file is reopened freely
+    (after a ``chmod`` is undone, say).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.wal_path = path + "-wal"
+        self.uri = "file:" + quote(Path(path).as_posix()) + "?mode=rw"
+        self.lost: str | None = None  # why this process writes here no more
+        self._kept: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+
+    def open(self, cparams: dict) -> sqlite3.Connection:
+        if self.lost:
+            raise sqlite3.OperationalError(self.lost)
+        before = _identity(self.path)
+        if before is None:
+            raise sqlite3.OperationalError(
+                f"the database file {self.path} does not exist (deleted?); not creating an "
+                f"empty one: restore it, or start the service to create a new database")
+        first = _FIRST_OPENED.get(self.path)
+        if first is None:
+            self._claim_wal(before)
+            first = _FIRST_OPENED.setdefault(self.path, before)
+        if before != first:
+            self._lose("was replaced since this process first opened it")
+        connection = sqlite3.connect(self.uri, uri=True, **cparams)
+        if _identity(self.path) != before:  # replaced while it opened
+            sqlite3.Connection.close(connection)
+            self._lose("was replaced while a connection opened it")
+        if not self._connections:
+            atexit.register(self._close_all)
+        self._connections.add(connection)
+        connection.pmc_database = self
+        connection.pmc_identity = before
+        connection.pmc_wal = _identity(self.wal_path)
+        return connection
+
+    def check(self, connection: _GuardedConnection) -> None:
+        """Raise ``sqlite3.OperationalError`` unless ``connection`` still has open the
+        files the path names."""
+        if self.lost:
+            raise sqlite3.OperationalError(self.lost)
+        if _identity(self.path) != connection.pmc_identity:
+            self._lose("was deleted or replaced while the service had it open")
+        wal = _identity(self.wal_path)
+        if connection.pmc_wal is None:
+            connection.pmc_wal = wal  # created by this connection's or another's write
+        elif wal != connection.pmc_wal:
+            self._lose(f"has lost its write-ahead log {self.wal_path} (deleted or replaced) "
+                       f"while the service had it open")
+
+    def _lose(self, what: str) -> None:
+        self.lost = f"the database file {self.path} {what}; {RESTART_ADVICE}"
+        log.error("%s", self.lost)
+        raise sqlite3.OperationalError(self.lost)
+
+    def _claim_wal(self, database: _Identity) -> None:
+        """Refuse a ``-wal`` left at the path by another file: the file was replaced
+        while a process had it open, and that process ended without closing it
+        (``kill -9``). SQLite would apply the old file's log to the new one.
+
+        The ``-writer`` file beside the database records which file (device and
+        inode) the processes that open it last found at the path."""
+        owner_path = self.path + "-writer"
+        try:
+            recorded = Path(owner_path).read_text().split()
+        except FileNotFoundError:
+            recorded = []
+        owner = tuple(int(part) for part in recorded) if \
+            len(recorded) == 2 and all(part.isascii() and part.isdigit() for part in recorded) \
+            else None
+        if owner not in (None, database) and _identity(self.wal_path) is not None:
+            raise sqlite3.OperationalError(
+                f"the write-ahead log {self.wal_path} belongs to another file than "
+                f"{self.path} (the database file was replaced while a process had it open, "
+                f"and that process was killed): put the old file back with it, or move "
+                f"{self.wal_path} and {self.path}-shm aside (see the README)")
+        if owner != database:
+            descriptor = os.open(owner_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.ftruncate(descriptor, 0)
+                os.write(descriptor, f"{database[0]} {database[1]}\n".encode())
+            finally:
+                os.close(descriptor)
+
+    def keep(self, connection: sqlite3.Connection) -> None:
+        """Keep open, until this process ends, a connection to the deleted or replaced
+        file. Closing the last one would checkpoint the file's ``-wal`` into it and
+        delete the ``-wal``: a deleted file would be gone, with every notice it holds;
+        open, it can be copied back from ``/proc/<pid>/fd`` (see the README). Closed
+        when the process exits: the old ``-wal`` goes into the old file, and no longer
+        lies at the path beside the new one."""
+        self._kept.append(connection)
+
+    def _close_all(self) -> None:
+        """At exit, close every connection to the file, the pool's idle ones too: the
+        last to close checkpoints the ``-wal`` into its file and deletes it, and a
+        ``-wal`` left at the path is refused by the next start if the file changed."""
+        for connection in [*self._connections, *self._kept]:
+            sqlite3.Connection.close(connection)
+        self._kept.clear()
+
+    def check_path(self) -> None:
+        """Raise :class:`StorageUnavailable` if this process writes here no more, or the
+        path names another file than the one it first opened."""
+        if self.lost:
+            raise StorageUnavailable(self.lost)
+        first = _FIRST_OPENED.get(self.path)
+        if first is not None and _identity(self.path) not in (first, None):
+            raise StorageUnavailable(f"the database file {self.path} is not the one this "
+                                     f"process opened (replaced?); {RESTART_ADVICE}")
+
+
+def _database_file(url) -> _DatabaseFile | None:
+    """The file a SQLite URL names; None for an in-memory database or a ``file:`` URI
+    (which says itself how to open it)."""
+    database = url.database
+    if database in (None, "", ":memory:") or database.startswith("file:") or \
+            url.query.get("uri"):
+        return None
+    return _DatabaseFile(os.path.abspath(database))
+
+
+def create_database_file(engine: Engine) -> None:
+    """Create the SQLite file the engine names, empty, if there is none (the engines
+    never create one: a deleted database is an error, not a new empty file)."""
+    database = _FILES.get(engine)
+    if database is not None and _identity(database.path) is None:
+        if database.path not in _FIRST_OPENED:
+            sqlite3.connect(database.uri.replace("mode=rw", "mode=rwc"), uri=True).close()
 
 
 class _WriterLock:
@@ -179,7 +401,12 @@ def upgrade_schema(engine: Engine) -> list[str]:
     migration commits.
     """
     config = _alembic_config()
-    with engine.connect() as connection:
+    create_database_file(engine)
+    try:
+        connection = engine.connect()
+    except OperationalError as error:
+        raise StorageUnavailable(f"database not opened: {error.orig}") from error
+    with connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
@@ -227,6 +454,9 @@ def check_ready(engine: Engine, timeout: float = READINESS_TIMEOUT_S) -> None:
     """
     url = engine.url
     cargs, cparams = engine.dialect.create_connect_args(url)
+    database = _FILES.get(engine)
+    if database is not None:
+        database.check_path()
     try:
         if url.get_backend_name() == "sqlite":
             found = _sqlite_revisions(cargs[0], bool(cparams.get("uri")), timeout)

@@ -592,7 +592,12 @@ class UnitOfWork:
         self._tx: _Transaction | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self._tx = _Transaction(self._engine.connect())
+        try:
+            connection = self._engine.connect()
+        except OperationalError as error:  # the database cannot be opened
+            metrics.DATABASE_ERRORS.inc()
+            raise StorageUnavailable(f"database error: {error.orig}") from error
+        self._tx = _Transaction(connection)
         self.invoices = Invoices(self._tx)
         self.payments = Payments(self._tx)
         self.reversals = Reversals(self._tx)
