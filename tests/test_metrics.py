@@ -37,7 +37,8 @@ def test_metrics_count_what_every_worker_did(own_database, tmp_path):
     (tmp_path / "erp").mkdir()
     erp = ErpSim(tmp_path / "erp", [])  # configured, never started: down all along
     server = start_server(own_database, tmp_path, **erp_env(erp),
-                          PMC_ADAPTER_CALLERS="pmc:pmc-s3cret")
+                          PMC_ADAPTER_CALLERS="pmc:pmc-s3cret",
+                          PMC_ADAPTER_TLS_AT_PROXY="true")  # HTTP Basic: TLS in front
     try:
         before = scrape(server)
         query = envelope("ConsultarDeuda", [("idEmpresa", "1234"), ("idCliente", "NOBODY")])

@@ -21,7 +21,8 @@ def post(server, payload: bytes, action: str, password: str = PASSWORD):
 
 
 def test_each_request_is_one_line_and_its_id_is_in_the_answer(own_database, tmp_path):
-    server = start_server(own_database, tmp_path, PMC_ADAPTER_CALLERS=f"pmc:{PASSWORD}")
+    server = start_server(own_database, tmp_path, PMC_ADAPTER_CALLERS=f"pmc:{PASSWORD}",
+                          PMC_ADAPTER_TLS_AT_PROXY="true")  # HTTP Basic: TLS in front
     try:
         customer = "SC" + unique("")[-10:]  # a client ID (19 at most), for "no payload"
         answer = post(server, envelope("ConsultarDeuda", [("idEmpresa", "1234"),

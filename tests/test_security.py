@@ -58,8 +58,13 @@ def basic(name, password):
 VIA_TLS = {"X-Forwarded-Proto": "https"}
 
 
-def post(server, schema, payload, authorization=None, action="ConsultarDeuda", headers=None):
-    headers = {**({"Authorization": authorization} if authorization else {}), **(headers or {})}
+def post(server, schema, payload, authorization=None, action="ConsultarDeuda", headers=None,
+         plain_http=False):
+    """``authorization`` (HTTP Basic) travels through the trusted TLS proxy the tests
+    play, unless ``plain_http``: a password in clear text is taken only over HTTPS."""
+    via = VIA_TLS if authorization and not plain_http else {}
+    headers = {**via, **({"Authorization": authorization} if authorization else {}),
+               **(headers or {})}
     return RawSoap(server.soap_url, schema).post(payload, soap_action=action, headers=headers)
 
 
@@ -202,12 +207,16 @@ def test_the_freshness_window_and_the_tls_proxy_are_settings(database_url, tmp_p
         text = with_security(token("pmc", "pmc-s3cret"))
         assert post(server, schema, text, headers=VIA_TLS).fault_code \
             == "soap:Client.NotAuthenticated"
+        assert post(server, schema, query(), basic("pmc", "pmc-s3cret")).fault_code \
+            == "soap:Client.NotAuthenticated"  # HTTP Basic: the same rule
     finally:
         stop_server(server)
     server = start_server(database_url, tmp_path, PMC_ADAPTER_TLS_AT_PROXY="true",
                           PMC_ADAPTER_CONFIG=str(tmp_path / "adapter.toml"))
-    try:  # TLS ends at a proxy in front, says the operator: PasswordText over HTTP is fine
+    try:  # TLS ends at a proxy in front, says the operator: clear text over HTTP is fine
         assert post(server, schema, text).field("codigoRespuesta") == "1"
+        assert post(server, schema, query(), basic("pmc", "pmc-s3cret"),
+                    plain_http=True).field("codigoRespuesta") == "1"
     finally:
         stop_server(server)
 
@@ -375,19 +384,24 @@ def test_an_expired_timestamp_is_refused_and_a_fresh_one_accepted(secured, schem
     assert post(secured, schema, fresh, headers=VIA_TLS).field("codigoRespuesta") == "1"
 
 
-def test_a_password_text_over_plain_http_is_refused(secured, schema):
+@pytest.mark.parametrize("secret", ["PasswordText", "HTTP Basic"])
+def test_a_clear_text_password_over_plain_http_is_refused(secured, schema, secret):
+    if secret == "PasswordText":
+        payload, authorization = with_security(token("pmc", "pmc-s3cret")), None
+    else:
+        payload, authorization = query(), basic("pmc", "pmc-s3cret")
     before = secured.database.counts()
-    reply = post(secured, schema, with_security(token("pmc", "pmc-s3cret")))
+    reply = post(secured, schema, payload, authorization, plain_http=True)
     assert reply.fault_code == "soap:Client.NotAuthenticated"
     assert reply.fault_string == AUTHENTICATION_FAILED
     assert secured.database.counts() == before
     lines = [line for line in secured.log().splitlines()
-             if "PasswordText of pmc over plain HTTP" in line]
+             if f"{secret} of pmc over plain HTTP" in line]
     assert lines and all("refused ConsultarDeuda from 127.0.0.1: Client.NotAuthenticated" in line
                          for line in lines)  # one line: operation, address, caller, reason
     assert "pmc-s3cret" not in secured.log()  # never the secret
-    # the same token, through the trusted TLS proxy
-    assert post(secured, schema, with_security(token("pmc", "pmc-s3cret")),
+    # the same credentials, through the trusted TLS proxy
+    assert post(secured, schema, payload, authorization,
                 headers=VIA_TLS).field("codigoRespuesta") == "1"
 
 

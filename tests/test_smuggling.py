@@ -1161,8 +1161,9 @@ CONSULTA = "Basic " + base64.b64encode(b"consulta:consulta-s3cret").decode()
 def guarded(database_url, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smuggling-callers")
     (workdir / "adapter.toml").write_text(CALLERS_CONFIG)
-    running = start_server(database_url, workdir,
-                           PMC_ADAPTER_CONFIG=str(workdir / "adapter.toml"))
+    running = start_server(database_url, workdir,  # HTTP Basic: TLS ends in front
+                           PMC_ADAPTER_CONFIG=str(workdir / "adapter.toml"),
+                           PMC_ADAPTER_TLS_AT_PROXY="true")
     yield running
     stop_server(running)
 

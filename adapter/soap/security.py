@@ -5,14 +5,15 @@ both are checked before anything else is read from the request:
 
 * ``allowed_networks``: the client address (``REMOTE_ADDR``) must be in one
   of these networks; put the adapter's own proxy there when behind one.
-* ``callers``: each request must carry a known caller's credentials, either
-  HTTP Basic or a WS-Security ``UsernameToken`` (``PasswordText`` -- only
-  over HTTPS, as the client reached us: directly, or through a trusted proxy
-  that says so, or where ``tls_at_proxy`` says TLS ends in front --, or
+* ``callers``: each request must carry a known caller's credentials: a client
+  certificate, HTTP Basic or a WS-Security ``UsernameToken``. A password in
+  clear text (HTTP Basic, ``PasswordText``) is taken only over HTTPS, as the
+  client reached us: directly, or through a trusted proxy that says so, or
+  where ``tls_at_proxy`` says TLS ends in front. Otherwise a
   ``PasswordDigest`` with a ``Created`` time within ``wss_window`` of now,
   five minutes by default, and a ``Nonce`` never seen before: the nonces are
   kept in the database, so that a token replayed to another worker or another
-  instance on the same database is refused too). A caller
+  instance on the same database is refused too. A caller
   may be limited to some operations (PMC: ConsultarDeuda and InformarPago;
   the biller's web/app: AltaFactura) and to some billers.
 
@@ -147,7 +148,7 @@ class Guard:
             return self._by_token(token, environ)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if authorization[:6].lower() == "basic ":
-            return self._by_basic(authorization[6:].strip())
+            return self._by_basic(authorization[6:].strip(), environ)
         raise NotAuthenticated("credentials required: HTTP Basic or a WS-Security "
                                "UsernameToken")
 
@@ -179,12 +180,22 @@ class Guard:
             raise _failed(f"unknown caller {name[:40]!r}")
         return caller
 
-    def _by_basic(self, encoded: str) -> Caller:
+    def _over_tls(self, environ: dict) -> bool:
+        """Did the client reach us over HTTPS (here, at a trusted proxy that says so, or
+        at the TLS proxy ``tls_at_proxy`` says is in front)? A password in clear text
+        is taken only then."""
+        return self._tls_at_proxy or transport.client_scheme(environ, self._proxies) == "https"
+
+    def _by_basic(self, encoded: str, environ: dict) -> Caller:
         try:
             name, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise _failed("malformed HTTP Basic credentials") from None
         caller = self._known(name)
+        if not self._over_tls(environ):
+            raise _failed(f"HTTP Basic of {caller.name} over plain HTTP (from "
+                          f"{environ.get('REMOTE_ADDR')}): use HTTPS, a PasswordDigest or a "
+                          "client certificate")
         if not _same(password, caller.password):
             raise _failed(f"wrong HTTP Basic password for {name}")
         return caller
@@ -199,8 +210,7 @@ class Guard:
             raise _failed(f"UsernameToken of {caller.name}, who has no password (a client "
                           "certificate only)")
         if password.get("Type") != DIGEST:
-            if not (self._tls_at_proxy
-                    or transport.client_scheme(environ, self._proxies) == "https"):
+            if not self._over_tls(environ):
                 raise _failed(f"PasswordText of {caller.name} over plain HTTP (from "
                               f"{environ.get('REMOTE_ADDR')}): use HTTPS or a PasswordDigest")
             if not _same(given, caller.password):
