@@ -31,8 +31,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
 
+from adapter import fixed_width
+from adapter.text import ascii_digits
 from adapter.errors import ClientError
 
 RECORD_LENGTH = 100
@@ -105,7 +106,7 @@ def parse_cob_name(name: str) -> CobName:
     if not match:
         raise InvalidCobFile(f"file name {name!r} is not COBnnnn.DDMMAA")
     biller_id, day, month, year = match.groups()
-    on = _date(f"20{year}{month}{day}")
+    on = fixed_width.day(f"20{year}{month}{day}")
     if on is None:
         raise InvalidCobFile(f"file name {name!r}: {day}/{month}/{year} is not a date")
     return CobName(biller_id, on)
@@ -197,7 +198,7 @@ class _Pass:
             kind = record[0]
             if kind == "5":
                 amount = record[57:68]
-                if not _digits(amount):
+                if not ascii_digits(amount):
                     raise InvalidCobFile(f"line {number}: amount {amount!r} is not 11 digits, "
                                          "so the trailer's total cannot be checked")
                 self.records += 1
@@ -223,11 +224,11 @@ class _Pass:
             raise InvalidCobFile(f"line {number}: the trailer's biller {record[4:8]!r} "
                                  f"differs from the header's {self.biller_id!r}")
         count, total = record[16:23], record[30:41]
-        if not _digits(count) or int(count) != self.records:
+        if not ascii_digits(count) or int(count) != self.records:
             raise InvalidCobFile(f"line {number}: the trailer counts {count!r} detail "
                                  f"records; the file has {self.records}")
-        self.total = _money(f"{cents:03d}")
-        if not _digits(total) or int(total) != cents:
+        self.total = fixed_width.cents(f"{cents:03d}")
+        if not ascii_digits(total) or int(total) != cents:
             raise InvalidCobFile(f"line {number}: the trailer's total {total!r} is not the "
                                  f"sum of the detail amounts, {self.total}")
 
@@ -269,9 +270,9 @@ def _header(first: tuple[int, str] | None) -> tuple[str, date]:
     if record[1:4] != CODE:
         raise InvalidCobFile(f"line 1: the header's code is {record[1:4]!r}, not {CODE!r}")
     biller_id = record[4:8]
-    if not _digits(biller_id):
+    if not ascii_digits(biller_id):
         raise InvalidCobFile(f"line 1: the header's biller {biller_id!r} is not 4 digits")
-    day = _date(record[8:16])
+    day = fixed_width.day(record[8:16])
     if day is None:
         raise InvalidCobFile(f"line 1: the header's date {record[8:16]!r} is not YYYYMMDD")
     return biller_id, day
@@ -286,8 +287,8 @@ def _detail(number: int, record: str, amount: str, build: bool) -> CobLine | Rej
     invoice_id = record[20:40].rstrip(" ")
     if not invoice_id:
         return RejectedLine(number, "invoice ID", "the invoice ID is blank")
-    due_on, paid_on, credited_on = dates = (_date(record[40:48]), _date(record[49:57]),
-                                            _date(record[69:77]))
+    due_on, paid_on, credited_on = dates = (fixed_width.day(record[40:48]), fixed_width.day(record[49:57]),
+                                            fixed_width.day(record[69:77]))
     if None in dates:
         field, start = _DATE_FIELDS[dates.index(None)]
         return RejectedLine(number, field, f"{field} {record[start:start + 8]!r} is not a "
@@ -301,26 +302,4 @@ def _detail(number: int, record: str, amount: str, build: bool) -> CobLine | Rej
     if not build:
         return None
     return CobLine(number, customer_id, invoice_id, due_on, record[48], paid_on,
-                   _money(amount), record[68], credited_on, channel, control)
-
-
-def _digits(text: str) -> bool:
-    """ASCII digits only: str.isdigit alone takes "²" (latin-1) and other scripts' digits."""
-    return text.isascii() and text.isdigit()
-
-
-def _money(digits: str) -> Decimal:
-    """At least 3 digits, 2 of them implied decimals: exact whatever the decimal context,
-    and 2 places always ("0.00")."""
-    return Decimal(f"{digits[:-2]}.{digits[-2:]}")
-
-
-@lru_cache(maxsize=1024)  # a report's dates are few and repeat on every line
-def _date(text: str) -> date | None:
-    """A ``YYYYMMDD`` date, or None; stricter than strptime, which takes ``2026 1 1``."""
-    if len(text) != 8 or not _digits(text):
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
+                   fixed_width.cents(amount), record[68], credited_on, channel, control)

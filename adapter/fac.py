@@ -19,9 +19,11 @@ them) and the rest imported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
+from adapter import fixed_width
+from adapter.text import ascii_digits
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.errors import ClientError, InvalidInvoice
 
@@ -52,16 +54,17 @@ class FacFile:
 
 
 def _day(text: str) -> date:
-    try:
-        return datetime.strptime(text, "%Y%m%d").date()
-    except ValueError:
-        raise ValueError(f"date {text!r} is not a YYYYMMDD date") from None
+    on = fixed_width.day(text)
+    if on is None:
+        raise ValueError(f"date {text!r} is not a YYYYMMDD date")
+    return on
 
 
 def _cents(text: str) -> Decimal:
-    if not text.isdigit():
+    amount = fixed_width.cents(text)
+    if amount is None:
         raise ValueError(f"amount {text!r} is not digits")
-    return Decimal(int(text)) / 100
+    return amount
 
 
 def _detail(record: str, biller_id: str) -> Invoice:
@@ -75,7 +78,7 @@ def _detail(record: str, biller_id: str) -> Invoice:
         start = 41 + group * GROUP
         on, amount = record[start:start + 8], record[start + 8:start + GROUP]
         if on == NO_DATE:
-            if int(amount or "0"):
+            if amount.strip("0"):
                 raise ValueError(f"due date {group + 1} has an amount but no date")
             continue
         due_dates.append(DueDate(_day(on), _cents(amount)))
@@ -110,7 +113,7 @@ def parse_fac(text: str) -> FacFile:
 
     details = records[1:-1]
     declared_count, declared_total = trailer[16:23], trailer[23:39]
-    if not declared_count.isdigit() or int(declared_count) != len(details):
+    if not ascii_digits(declared_count) or int(declared_count) != len(details):
         raise InvalidFacFile(f"the trailer counts {declared_count!r} records; "
                              f"the file has {len(details)}")
     invoices, rejected, total = [], [], Decimal(0)
@@ -123,7 +126,7 @@ def parse_fac(text: str) -> FacFile:
             invoices.append(_detail(record, biller_id))
         except (ValueError, InvalidInvoice) as error:
             rejected.append(Rejected(number, str(error)))
-    if not declared_total.isdigit() or _cents(declared_total) != total:
+    if not ascii_digits(declared_total) or _cents(declared_total) != total:
         raise InvalidFacFile(f"the trailer's total {declared_total!r} is not the sum of the "
                              "records' first amounts")
     return FacFile(biller_id, day, tuple(invoices), tuple(rejected))

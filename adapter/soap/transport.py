@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from adapter.errors import RequestTooLarge, UnsupportedCharset, UnsupportedMediaType
+from adapter.text import ascii_digits
 
 SOAP11_MEDIA_TYPE = "text/xml"
 # Charset labels (case-insensitive) and the codec each one names.
@@ -68,10 +69,10 @@ def content_type(header: str | None) -> ContentType:
 def read_body(environ: dict, limit: int) -> bytes:
     """The request body, refused from its declared length alone when that is over ``limit``."""
     declared = environ.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > limit:
+    if ascii_digits(declared) and int(declared) > limit:
         raise RequestTooLarge(f"request of {declared} bytes exceeds the limit of {limit} bytes")
     stream = environ["wsgi.input"]
-    remaining = int(declared) if declared.isdigit() else limit + 1
+    remaining = int(declared) if ascii_digits(declared) else limit + 1
     chunks, size = [], 0
     while remaining > 0:
         chunk = stream.read(min(READ_CHUNK, remaining))

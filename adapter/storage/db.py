@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from adapter.errors import StorageUnavailable
+from adapter.text import ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ class _DatabaseFile:
         except FileNotFoundError:
             recorded = []
         owner = tuple(int(part) for part in recorded) if \
-            len(recorded) == 2 and all(part.isascii() and part.isdigit() for part in recorded) \
+            len(recorded) == 2 and all(map(ascii_digits, recorded)) \
             else None
         if owner not in (None, database) and _identity(self.wal_path) is not None:
             raise sqlite3.OperationalError(
