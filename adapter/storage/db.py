@@ -270,8 +270,9 @@ class _DatabaseFile:
 
     def _claim_wal(self, database: _Identity) -> None:
         """Refuse a ``-wal`` left at the path by another file: the file was replaced
-        while a process had it open, and that process ended without closing it
-        (``kill -9``). SQLite would apply the old file's log to the new one.
+        or deleted while a process had it open, and that process could not fold the
+        log into it (a file no longer at its path, or ``kill -9``). SQLite would apply
+        the old file's log to the new one.
 
         The ``-writer`` file beside the database records which file (device and
         inode) the processes that open it last found at the path."""
@@ -286,9 +287,9 @@ class _DatabaseFile:
         if owner not in (None, database) and _identity(self.wal_path) is not None:
             raise sqlite3.OperationalError(
                 f"the write-ahead log {self.wal_path} belongs to another file than "
-                f"{self.path} (the database file was replaced while a process had it open, "
-                f"and that process was killed): put the old file back with it, or move "
-                f"{self.wal_path} and {self.path}-shm aside (see the README)")
+                f"{self.path} (the file at the path was replaced or deleted while a "
+                f"process had it open): move {self.wal_path} and {self.path}-shm aside, or "
+                f"put back the file they belong to (see the README)")
         if owner != database:
             descriptor = os.open(owner_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
