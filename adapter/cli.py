@@ -38,6 +38,10 @@ def _serve(settings: Settings, args) -> int:
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
     engine.dispose()  # workers open their own connections after the fork
+    # compiled once here (0.6 s of CPU), inherited by every worker gunicorn forks, and
+    # by each one it starts again
+    from adapter.soap import contract
+    contract.schema()
     for caution in cautions(settings):
         log.warning("%s", caution)
     if not erp_configured(settings):
