@@ -3,13 +3,14 @@
 Once per session, ``python -m build`` makes the sdist and, from it, the wheel,
 of a copy of the checkout as it is on disk (not of an earlier build's
 leftovers). Then, for each supported Python found on this machine (by name on
-``PATH``, then under pyenv), a fresh virtual environment gets the wheel -- and,
-on the Python running the tests, another one the sdist -- with its
+``PATH``, then under pyenv), a fresh virtual environment gets the wheel with its
 dependencies, as ``pip install`` does anywhere, and from that environment
 alone ``pmc-adapter serve`` answers in front of ``pmc-adapter erp-sim``: a
 ``ConsultarDeuda`` lists the ERP's invoice, and an ``InformarPago`` of it
 reaches the ERP. The installs run in the background, two at a time, from the
-first of these tests on.
+first of these tests on. The sdist is not installed apart: the wheel is what
+``build`` made of it, so the wheel's install is the sdist's (the sdist's
+content is checked below).
 
 A supported Python not found is skipped, with the reason -- unless
 ``PMC_ADAPTER_TEST_REQUIRE_PYTHONS=1`` (as in CI), where it fails.
@@ -44,7 +45,6 @@ from test_lock import locked
 
 REPO = Path(__file__).resolve().parent.parent
 SUPPORTED = ("3.11", "3.12", "3.13")  # as setup.cfg's python_requires and classifiers say
-RUNNING = "%d.%d" % sys.version_info[:2]
 REQUIRE_PYTHONS = os.environ.get("PMC_ADAPTER_TEST_REQUIRE_PYTHONS") == "1"
 # what a clone has, less what builds, installs and test runs leave behind
 NOT_SOURCE = shutil.ignore_patterns(
@@ -97,14 +97,14 @@ def find_python(version: str) -> str | None:
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # "wheel" or "sdist"
+    kind: str  # "wheel" (a distribution of `distributions`)
     version: str
 
     def __str__(self) -> str:
         return f"{self.kind}-py{self.version}"
 
 
-TARGETS = [Target("wheel", version) for version in SUPPORTED] + [Target("sdist", RUNNING)]
+TARGETS = [Target("wheel", version) for version in SUPPORTED]
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

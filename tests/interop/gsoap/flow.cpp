@@ -60,14 +60,17 @@ static std::string plus_days(const std::string &day, int days) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: %s <idCliente> <today>\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: %s <idCliente> <today> [<endpoint>]\n", argv[0]);
         return 2;
     }
     const std::string customer = argv[1], today = argv[2];
     // SOAP_XML_STRICT: gSOAP also checks the answers against the types wsdl2h
     // generated (required elements, occurrences, lengths, enumerations).
     ServicioEmpresaSoap11Proxy proxy(SOAP_XML_STRICT);
+    if (argc == 4) {  // another server than the one whose WSDL it was generated from
+        proxy.soap_endpoint = argv[3];
+    }
     struct soap *ctx = proxy.soap;
 
     // 1. ConsultarDeuda of a client with an open invoice (seeded by the test).
@@ -76,7 +79,7 @@ int main(int argc, char **argv) {
     query.idCliente = customer;
     pmc__ConsultarDeudaRespuesta debt;
     call_ok(proxy, proxy.ConsultarDeuda(&query, debt), "ConsultarDeuda");
-    std::printf("endpoint: %s\n", proxy.soap_endpoint);  // the generated default
+    std::printf("endpoint: %s\n", proxy.soap_endpoint);  // the generated default, or argv[3]
     check(debt.codigoRespuesta == pmc__CodigoRespuesta__0, "ConsultarDeuda answers 0");
     check(debt.facturas && debt.facturas->factura.size() == 1, "one invoice listed");
     const pmc__Factura *base = debt.facturas->factura[0];
