@@ -1,10 +1,13 @@
-"""Composition root: wires settings, storage, ERP connectors, use cases and the SOAP gateway."""
+"""Composition root: wires settings, storage, ERP connectors, use cases and the two
+entrypoints (the SOAP gateway, PMC's JSON API)."""
 from __future__ import annotations
 
 import atexit
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable, Iterable
 
+from adapter.api.gateway import ApiGateway
 from adapter.config import Settings, load_settings
 from adapter.erp.connector import ErpDirectory
 from adapter.service.billing import BillingService
@@ -58,7 +61,22 @@ def build(settings: Settings) -> Components:
     return Components(storage, query_log, erps, forwarder, billing)
 
 
-def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) -> Gateway:
+class Channels:
+    """The service's two entrypoints: ``/api/`` to PMC's JSON API, the rest (SOAP, the
+    contract, /health, /metrics) to the SOAP gateway."""
+
+    def __init__(self, soap: Gateway, api: ApiGateway):
+        self.soap = soap
+        self.api = api
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if path == "/api" or path.startswith("/api/"):
+            return self.api(environ, start_response)
+        return self.soap(environ, start_response)
+
+
+def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) -> Channels:
     """The service's WSGI app; with ``forward``, this process also forwards payments."""
     settings = settings or load_settings()
     parts = build(settings)
@@ -69,10 +87,11 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
         # end and releases its claims; killed, it leaves them to their leases
         atexit.register(parts.forwarder.stop, timeout=settings.graceful_timeout)
     engine = parts.storage.engine
-    return Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
-                   health_check=lambda: check_ready(engine),
-                   guard=guard_for(settings, NonceRegistry(engine).first_use),
+    guard = guard_for(settings, NonceRegistry(engine).first_use)
+    soap = Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
+                   health_check=lambda: check_ready(engine), guard=guard,
                    outbox=lambda: outbox_states(parts.storage))
+    return Channels(soap, ApiGateway(parts.billing, settings, guard))
 
 
 def outbox_states(storage: Storage) -> list:

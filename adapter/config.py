@@ -160,6 +160,8 @@ class CallerSettings:
     name: str
     password: str | None = field(default=None, repr=False)
     certificate: str | None = None  # the subject of its client certificate (mutual TLS)
+    # what PMC's JSON API puts in the body's access_token (adapter.api)
+    access_token: str | None = field(default=None, repr=False)
     operations: frozenset[str] | None = None  # None: every operation
     billers: frozenset[str] | None = None  # None: every biller served
 
@@ -417,6 +419,18 @@ def _table(name: str, value: Any) -> dict:
     return dict(value)
 
 
+MIN_ACCESS_TOKEN = 16
+
+
+def _access_token(name: str, value: Any) -> str | None:
+    text = _optional_text(name, value)
+    if text is not None and (len(text) < MIN_ACCESS_TOKEN or not text.isascii()
+                             or not text.isprintable() or " " in text):
+        raise ConfigurationError(f"{name} must be at least {MIN_ACCESS_TOKEN} printable ASCII "
+                                 "characters without spaces (the token PMC was given)")
+    return text
+
+
 def _public_url(name: str, value: Any) -> str | None:
     text = _optional_text(name, value)
     if text is None:
@@ -497,6 +511,7 @@ ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
 CALLER_KEYS: dict[str, tuple[Parser, Any]] = {
     "password": (_optional_text, None),
     "certificate": (_optional_text, None),
+    "access_token": (_access_token, None),
     "operations": (_words, None),
     "billers": (_biller_ids, None),
 }
@@ -611,9 +626,14 @@ def _callers(sections: Mapping[str, Any], environ: Mapping[str, str]) -> dict:
     for name, given in raw.items():
         values = {key: default for key, (_parse, default) in CALLER_KEYS.items()}
         values.update(_parsed(f"callers.{name}.", given, CALLER_KEYS))
-        if not values["password"] and not values["certificate"]:
-            raise ConfigurationError(f"caller {name} has no password and no certificate")
+        if not values["password"] and not values["certificate"] and not values["access_token"]:
+            raise ConfigurationError(f"caller {name} has no password, no certificate and no "
+                                     "access_token")
         callers[name] = CallerSettings(name=name, **values)
+    tokens = [caller.name for caller in callers.values() if caller.access_token]
+    if len({callers[name].access_token for name in tokens}) != len(tokens):
+        raise ConfigurationError(f"callers {', '.join(tokens)}: two of them have the same "
+                                 "access_token (a token names one caller)")
     return callers
 
 

@@ -45,6 +45,10 @@ class MalformedXml(ClientError):
     fault_code = "Client.MalformedXml"
 
 
+class MalformedJson(ClientError):
+    fault_code = "Client.MalformedJson"
+
+
 class ForbiddenDtd(ClientError):
     fault_code = "Client.DtdForbidden"
 
@@ -79,6 +83,13 @@ class SoapActionMismatch(ClientError):
 
 class SchemaViolation(ClientError):
     fault_code = "Client.SchemaViolation"
+
+
+class OperationConflict(ClientError):
+    """A stored operation ID came again with other data: nothing stored. (The Webservice
+    answers it as codigoRespuesta 7; PMC's API as HTTP 409.)"""
+
+    fault_code = "Client.OperationConflict"
 
 
 class AddressNotAllowed(ClientError):

@@ -94,6 +94,15 @@ def test_a_caller_bound_to_billers_needs_biller_numbers(tmp_path):
     ('[adapter]\npublic_url = "evil.example"\n', "public_url must be an http\\(s\\) URL"),
     ('[adapter]\npublic_url = "https://u:p@pmc.example/soap"\n', "without credentials"),
     ('[adapter]\nlog_level = "loud"\n', "log_level: 'loud' is not one of"),
+    ('[callers.pmc]\naccess_token = "short"\n',
+     "callers.pmc.access_token must be at least 16 printable ASCII characters"),
+    ('[callers.pmc]\naccess_token = "a token with spaces in it"\n', "without spaces"),
+    ('[callers.pmc]\naccess_tokens = "0123456789abcdef0"\n', "did you mean access_token"),
+    ('[callers.a]\naccess_token = "0123456789abcdef0"\n'
+     '[callers.b]\naccess_token = "0123456789abcdef0"\n',
+     "callers a, b: two of them have the same access_token"),
+    ('[callers.pmc]\nbillers = ["1234"]\n',
+     "caller pmc has no password, no certificate and no access_token"),
 ])
 def test_every_section_refuses_what_it_does_not_know(tmp_path, document, words):
     config = tmp_path / "adapter.toml"
@@ -158,3 +167,13 @@ def test_command_line_overrides_are_checked_as_the_files_keys_are():
         load_settings(environ={}, overrides={"threads": 2.5})
     assert load_settings(environ={"PMC_ADAPTER_WORKERS": "3"},
                          overrides={"workers": 5, "bind": None}).workers == 5
+
+
+def test_a_caller_may_be_known_by_its_access_token_alone(tmp_path):
+    config = tmp_path / "adapter.toml"
+    config.write_text('[callers.pmc]\naccess_token = "a4a0e9a321dd1a4b718f95f5a7e2f177"\n'
+                      'billers = ["1234"]\n')
+    caller = load_settings(config, environ={}).callers["pmc"]
+    assert (caller.access_token, caller.password, caller.billers) == (
+        "a4a0e9a321dd1a4b718f95f5a7e2f177", None, frozenset({"1234"}))
+    assert "a4a0e9" not in repr(caller)

@@ -40,7 +40,7 @@ def test_migrations_build_the_models_schema_and_run_once(database_url, tmp_path)
     url = fresh_database(database_url, tmp_path)
     engine = make_engine(url)
     try:
-        assert upgrade_schema(engine) == ["0001", "0002", "0003", "0004", "0005"]
+        assert upgrade_schema(engine) == ["0001", "0002", "0003", "0004", "0005", "0006"]
         assert upgrade_schema(engine) == []  # up to date: nothing to do
         with engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(
@@ -95,13 +95,15 @@ def test_0002_keeps_stored_payments_and_their_outbox(database_url, tmp_path):
             before = session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
                                             PaymentRow.amount, PaymentRow.paid_at)).all()
 
-        assert upgrade_schema(engine) == ["0002", "0003", "0004", "0005"]
+        assert upgrade_schema(engine) == ["0002", "0003", "0004", "0005", "0006"]
 
         with Session(engine) as session:
             assert session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
                                           PaymentRow.amount, PaymentRow.paid_at)).all() == before
             assert session.execute(select(ForwardRow.payment_pk, ForwardRow.kind)).all() == \
                 [(before[0].pk, "payment")]
+            # 0006: a notice stored before gave its time (fechaPago is required)
+            assert session.execute(select(PaymentRow.paid_at_stated)).scalars().all() == [True]
             session.add(PaymentRow(operation_id="OP-1", receipt_id="R-2", biller_id="5678",
                                    customer_id="C1", invoice_id="F1", amount=Decimal("10.00"),
                                    currency="ARS", paid_at=now, status="observed",

@@ -140,6 +140,9 @@ class PaymentNotice:
     paid_at: datetime
     channel: str | None = None
     query_id: str | None = None
+    # False: the notice gave no time (PMC's JSON notice may not), paid_at is when it
+    # was received -- and a replay, received later, is the same notice all the same
+    paid_at_stated: bool = True
 
     def __post_init__(self) -> None:
         if self.paid_at.tzinfo is None or self.paid_at.utcoffset() is None:
@@ -147,7 +150,10 @@ class PaymentNotice:
         object.__setattr__(self, "amount", money(self.amount))
 
     def same_as(self, other: PaymentNotice) -> bool:
-        """Whether ``other`` is a replay of this notice (same data, same instant)."""
+        """Whether ``other`` is a replay of this notice (same data, same instant -- or,
+        for two notices that gave no time, whenever each was received)."""
+        if not (self.paid_at_stated or other.paid_at_stated):
+            return replace(other, paid_at=self.paid_at) == self
         return self == other  # aware datetimes compare as instants
 
 

@@ -21,7 +21,6 @@ import json
 import logging
 import posixpath
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable
 from urllib.parse import parse_qs
@@ -63,10 +62,6 @@ def _not_soap_method() -> _Reply:
                   b"POST SOAP requests here; GET ?wsdl for the contract\n", "text/plain")
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
 def _fault_reply(error: AdapterError, operation: Operation | None = None,
                  client: str | None = None, request_id: str | None = None) -> _Reply:
     """The fault for ``error``, carrying the request's ID; the adapter's own failures
@@ -74,7 +69,7 @@ def _fault_reply(error: AdapterError, operation: Operation | None = None,
     and, for an authentication, the caller and the reason (never a secret)."""
     error_id = None
     if is_internal(error):
-        error_id = request_id or new_request_id()
+        error_id = request_id or transport.new_request_id()
         log.error("error %s in %s: %s: %s", error_id, operation.name if operation else "request",
                   error.fault_code, error, exc_info=error if error.__traceback__ else None)
     else:
@@ -200,7 +195,7 @@ class Gateway:
 
     def _soap(self, environ: dict) -> _Reply:
         started = time.perf_counter()
-        request_id = new_request_id()
+        request_id = transport.new_request_id()
         operation = request = None
         try:
             self._guard.check_address(environ.get("REMOTE_ADDR"))

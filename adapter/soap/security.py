@@ -93,6 +93,7 @@ class Guard:
         self._callers = callers
         self._by_certificate = {caller.certificate: caller for caller in callers.values()
                                 if caller.certificate}
+        self._with_tokens = [caller for caller in callers.values() if caller.access_token]
         self._networks = transport.networks(networks)
         self._skew = clock_skew
         self._window = digest_window
@@ -151,6 +152,24 @@ class Guard:
             return self._by_basic(authorization[6:].strip(), environ)
         raise NotAuthenticated("credentials required: HTTP Basic or a WS-Security "
                                "UsernameToken")
+
+    def authenticate_token(self, token, environ: dict) -> Caller | None:
+        """The caller whose ``access_token`` (PMC's JSON API) is ``token``; None when no
+        callers are configured. Compared with every caller's token, in constant time; a
+        token is a password in clear text, so it is taken over HTTPS only."""
+        if not self._callers:
+            return None
+        if not isinstance(token, str) or not token:
+            raise _failed("no access_token")
+        matches = [caller for caller in self._with_tokens  # every one compared
+                   if _same(token, caller.access_token)]
+        if not matches:
+            raise _failed("unknown access_token")
+        caller = matches[0]
+        if not self._over_tls(environ):
+            raise _failed(f"access_token of {caller.name} over plain HTTP (from "
+                          f"{environ.get('REMOTE_ADDR')}): use HTTPS")
+        return caller
 
     def _check_security(self, security: etree._Element) -> etree._Element | None:
         """The header's UsernameToken (or None), once everything in it has been checked."""

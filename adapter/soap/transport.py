@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import uuid
 from dataclasses import dataclass
 
 from adapter.errors import RequestTooLarge, UnsupportedCharset, UnsupportedMediaType
@@ -32,19 +33,16 @@ class ContentType:
     charset: str | None  # a codec of CHARSETS, or None when the header names none
 
 
-def content_type(header: str | None) -> ContentType:
-    """The request's Content-Type, checked: ``text/xml`` with at most a UTF-8/UTF-16
-    charset. No header at all is taken as ``text/xml``, the only type SOAP 1.1 has."""
+def media_type(header: str | None) -> tuple[str | None, dict[str, str]]:
+    """A Content-Type header read one way only: its media type (lower case; None when
+    the header is absent or blank) and its parameters (names in lower case, values
+    unquoted); refused (UnsupportedMediaType) if it cannot be read so."""
     if header is None or not header.strip():
-        return ContentType(SOAP11_MEDIA_TYPE, None)
+        return None, {}
     header = header.strip()
     match = _MEDIA_TYPE.match(header)
     if match is None:
         raise UnsupportedMediaType(f"Content-Type {header[:80]!r} is not a media type")
-    media_type = f"{match[1]}/{match[2]}".lower()
-    if media_type != SOAP11_MEDIA_TYPE:
-        raise UnsupportedMediaType(f"SOAP 1.1 requests are {SOAP11_MEDIA_TYPE}, "
-                                   f"not {media_type}")
     parameters, position = {}, match.end()
     while position < len(header):
         parameter = _PARAMETER.match(header, position)
@@ -56,14 +54,26 @@ def content_type(header: str | None) -> ContentType:
             raise UnsupportedMediaType(f"Content-Type gives {name} twice")
         parameters[name] = value[1:-1] if value.startswith('"') else value
         position = parameter.end()
+    return f"{match[1]}/{match[2]}".lower(), parameters
+
+
+def content_type(header: str | None) -> ContentType:
+    """The request's Content-Type, checked: ``text/xml`` with at most a UTF-8/UTF-16
+    charset. No header at all is taken as ``text/xml``, the only type SOAP 1.1 has."""
+    given, parameters = media_type(header)
+    if given is None:
+        return ContentType(SOAP11_MEDIA_TYPE, None)
+    if given != SOAP11_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"SOAP 1.1 requests are {SOAP11_MEDIA_TYPE}, "
+                                   f"not {given}")
     label = parameters.get("charset")
     if label is None:
-        return ContentType(media_type, None)
+        return ContentType(given, None)
     codec = CHARSETS.get(label.lower())
     if codec is None:
         raise UnsupportedCharset(f"charset {label[:40]!r} is not allowed: SOAP messages "
                                  "are UTF-8 or UTF-16 (WS-I Basic Profile R1012)")
-    return ContentType(media_type, codec)
+    return ContentType(given, codec)
 
 
 def read_body(environ: dict, limit: int) -> bytes:
@@ -84,6 +94,11 @@ def read_body(environ: dict, limit: int) -> bytes:
         if size > limit:
             raise RequestTooLarge(f"request exceeds the limit of {limit} bytes")
     return b"".join(chunks)
+
+
+def new_request_id() -> str:
+    """The ID of one request: in its answer (X-Request-ID), its log line, its error."""
+    return uuid.uuid4().hex[:12]
 
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")

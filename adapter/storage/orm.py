@@ -22,8 +22,8 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import (BigInteger, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer,
-                        MetaData, Numeric, String, UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index,
+                        Integer, MetaData, Numeric, String, UniqueConstraint, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -172,6 +172,8 @@ class PaymentRow(Base):
     paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str | None] = mapped_column(String(30))
     query_id: Mapped[str | None] = mapped_column(String(36))
+    # false: the notice gave no time, paid_at is when it was received
+    paid_at_stated: Mapped[bool] = mapped_column(Boolean, server_default=true())
     # 'applied' (paid the invoice), 'observed' (kept for reconciliation), 'reversed',
     # 'covered' (a notice that came after its payment was recorded from the report), or
     # 'resolved' / 'dismissed' (an observed one a person applied, or closed)

@@ -119,7 +119,8 @@ def _notice_from_row(row) -> PaymentNotice:
     return PaymentNotice(
         biller_id=row.biller_id, operation_id=row.operation_id, customer_id=row.customer_id,
         invoice_id=row.invoice_id, amount=row.amount, currency=Currency(row.currency),
-        paid_at=row.paid_at, channel=row.channel, query_id=row.query_id)
+        paid_at=row.paid_at, channel=row.channel, query_id=row.query_id,
+        paid_at_stated=row.paid_at_stated)
 
 
 class _Transaction:
@@ -240,7 +241,7 @@ class Payments:
             invoice_id=notice.invoice_id, amount=notice.amount,
             currency=notice.currency.value, paid_at=notice.paid_at,
             channel=notice.channel, query_id=notice.query_id,
-            status=status,
+            paid_at_stated=notice.paid_at_stated, status=status,
             response_code=int(outcome),
             applied_invoice_pk=applied_invoice_pk,
             received_at=utcnow(),
