@@ -30,6 +30,7 @@ def _serve(settings: Settings, args) -> int:
     from adapter.app import erp_configured, guard_for, make_wsgi_app
     from adapter.checks import cautions
     from adapter.erp.connector import ErpDirectory
+    from adapter.api.gateway import refusal_body
     from adapter.gunicorn_app import serve_wsgi
     from adapter.soap.faults import fault_envelope
 
@@ -47,14 +48,15 @@ def _serve(settings: Settings, args) -> int:
     if not erp_configured(settings):
         log.info("no ERP configured: answering from the billing base only")
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
+    late = RequestTimeout(f"the request did not arrive within {settings.request_timeout:g} s")
     serve_wsgi(lambda: make_wsgi_app(settings, forward=True), bind=settings.bind,
                workers=settings.workers, threads=settings.threads,
                log_level=settings.log_level, tls=tls, client_ca=settings.tls_client_ca,
                graceful_timeout=settings.graceful_timeout,
                request_timeout=settings.request_timeout,
                max_request_bytes=settings.max_request_bytes,
-               timeout_response=fault_envelope(RequestTimeout(
-                   f"the request did not arrive within {settings.request_timeout:g} s")))
+               timeout_response=fault_envelope(late),
+               api_timeout_response=refusal_body(late))
     return 0
 
 

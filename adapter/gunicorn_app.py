@@ -14,7 +14,8 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
                log_level: str = "info", timeout: int = 60, graceful_timeout: float = 20,
                tls: tuple[str, str] | None = None, client_ca: str | None = None,
                request_timeout: float = 10.0,
-               max_request_bytes: int = 64 * 1024, timeout_response: bytes = b"") -> None:
+               max_request_bytes: int = 64 * 1024, timeout_response: bytes = b"",
+               api_timeout_response: bytes = b"{}") -> None:
     """Serve the app ``load()`` returns (called in each worker) until gunicorn stops;
     with ``tls`` = (certificate, key) PEM files, over HTTPS; with ``client_ca`` too (a PEM
     bundle), clients may present a certificate of those CAs (one that does not verify
@@ -24,7 +25,8 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
     the app (:mod:`adapter.gunicorn_worker`), so slow or idle clients hold no
     thread. A request has ``request_timeout`` seconds to arrive; a client that
     sent only part of one by then gets ``timeout_response`` (an XML body, e.g. a
-    SOAP fault) with HTTP 500, and is disconnected. A body declared larger than
+    SOAP fault) with HTTP 500 -- or, for a path under ``/api/``,
+    ``api_timeout_response`` (a JSON body) with HTTP 408 -- and is disconnected. A body declared larger than
     ``max_request_bytes`` is not read: the app gets the request from its headers.
     """
     worker_class = type("AdapterWorker", (BufferingWorker,), {
@@ -34,6 +36,10 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
                              b"Content-Type: text/xml; charset=utf-8\r\n"
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                              % (len(timeout_response), timeout_response)),
+        "api_timeout_response": (b"HTTP/1.1 408 Request Timeout\r\n"
+                                 b"Content-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                 % (len(api_timeout_response), api_timeout_response)),
     })
 
     class _Server(BaseApplication):

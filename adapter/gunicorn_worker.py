@@ -210,6 +210,10 @@ def _receive(conn) -> bytes | None:
         return b""
 
 
+# The start of a request line naming a path under /api/ (read from the bytes received).
+_API_REQUEST = re.compile(rb"[A-Z]+ /api/")
+
+
 class BufferedConn(TConn):
     def __init__(self, cfg, sock, client, server):
         super().__init__(cfg, sock, client, server)
@@ -235,6 +239,8 @@ class BufferingWorker(ThreadWorker):
     #: The complete HTTP response sent to a client whose request did not arrive in time.
     timeout_response: bytes = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                b"Content-Length: 0\r\n\r\n")
+    #: ... to one whose request line names a path under ``/api/`` (PMC's JSON API).
+    api_timeout_response: bytes = timeout_response
 
     @property
     def send_timeout(self) -> float:
@@ -482,8 +488,10 @@ class BufferingWorker(ThreadWorker):
         self.log.info("request from %s did not arrive within %g s (%d bytes received)",
                       conn.client[0] if isinstance(conn.client, tuple) else conn.client,
                       self.request_timeout, len(conn.buf))
+        answer = self.api_timeout_response if _API_REQUEST.match(conn.buf) \
+            else self.timeout_response
         try:
-            conn.sock.send(self.timeout_response)  # best effort: it may not all fit
+            conn.sock.send(answer)  # best effort: it may not all fit
         except OSError:
             pass
         self._linger(conn)

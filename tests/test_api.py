@@ -7,11 +7,14 @@ nothing written."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -253,12 +256,14 @@ operations = ["InformarPago"]
 password = "a-password-for-soap-only"
 ''')
     running = start_server(database_url, workdir, PMC_ADAPTER_CONFIG=str(config),
-                           PMC_ADAPTER_TRUSTED_PROXIES="127.0.0.1/32")
+                           PMC_ADAPTER_TRUSTED_PROXIES="127.0.0.1/32",
+                           PMC_ADAPTER_REQUEST_TIMEOUT=str(DEADLINE))
     yield running
     stop_server(running)
 
 
 HTTPS = {**JSON, "X-Forwarded-Proto": "https"}
+DEADLINE = 2  # seconds the guarded server gives a request to arrive
 
 
 def test_the_caller_is_its_token_and_acts_for_its_one_biller(guarded):
@@ -309,6 +314,28 @@ def test_a_caller_limited_to_notices_may_not_query(guarded):
     assert refused.status_code == 403 and "may not call ConsultarDeuda" in refused.text
     assert post(guarded, "debt_query", {**query, "access_token": TOKEN},
                 headers=HTTPS).status_code == 200
+
+
+def test_a_body_that_stalls_is_cut_at_the_deadline_with_a_json_408(guarded):
+    body = json.dumps(notice()).encode()
+    head = (f"POST /api/v1/payment_notify HTTP/1.1\r\nHost: adapter\r\n"
+            f"Content-Type: application/json\r\nX-Forwarded-Proto: https\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    url = urlsplit(guarded.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=DEADLINE + 5) as sock:
+        started = time.monotonic()
+        sock.sendall(head + body[:len(body) // 2])
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+        waited = time.monotonic() - started
+    top, _, payload = answer.partition(b"\r\n\r\n")
+    assert top.startswith(b"HTTP/1.1 408 "), answer[:300]
+    assert b"Content-Type: application/json" in top
+    assert json.loads(payload) == {
+        "code": "408", "message": f"the request did not arrive within {DEADLINE} s"}
+    assert DEADLINE - 0.1 < waited < DEADLINE + 2
+    assert payments(guarded, json.loads(body)["operation_id"]) == []
 
 
 # -- durability ----------------------------------------------------------------------------

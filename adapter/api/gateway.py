@@ -21,7 +21,7 @@ from adapter.config import Settings
 from adapter.domain.model import Outcome, utcnow
 from adapter.errors import (AddressNotAllowed, AdapterError, InternalError, InvalidResponse,
                             NotAuthenticated, NotAuthorized, OperationConflict,
-                            RequestTooLarge, SchemaViolation, StorageUnavailable,
+                            RequestTimeout, RequestTooLarge, SchemaViolation, StorageUnavailable,
                             UnknownBiller, UnsupportedCharset, UnsupportedMediaType)
 from adapter.api import contract, parsing, translation
 from adapter.service.billing import BillingService
@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 JSON_CONTENT_TYPE = "application/json"
 STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-               404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+               404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+               409: "Conflict",
                413: "Content Too Large", 415: "Unsupported Media Type",
                500: "Internal Server Error", 503: "Service Unavailable"}
-_STATUS_OF = [(RequestTooLarge, 413), ((UnsupportedMediaType, UnsupportedCharset), 415),
+_STATUS_OF = [(RequestTooLarge, 413), (RequestTimeout, 408), ((UnsupportedMediaType, UnsupportedCharset), 415),
               (NotAuthenticated, 401), ((AddressNotAllowed, NotAuthorized), 403),
               (OperationConflict, 409), (StorageUnavailable, 503)]
 
@@ -47,6 +48,13 @@ def status_of(error: AdapterError) -> int:
         if isinstance(error, kinds):
             return status
     return 500 if is_internal(error) else 400
+
+
+def refusal_body(error: AdapterError) -> bytes:
+    """The JSON a client refused for ``error`` gets (the worker's answer to a request
+    that did not arrive in time)."""
+    return _json(status_of(error), {"code": str(status_of(error)),
+                                    "message": fault_message(error)})[2]
 
 
 @dataclass(frozen=True)
