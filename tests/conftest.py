@@ -54,6 +54,22 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
+# -- the order of the files ----------------------------------------------------------
+
+# The files that take a minute or more (wall time on 2 cores), longest first, run first:
+# scripts/test gives each process a whole file at a time, so that a long file started last
+# would keep the suite running while the other processes have nothing left to do.
+LONGEST_FIRST = ("test_outbox.py", "test_install.py", "test_observed.py", "test_erp.py",
+                 "test_reversal.py", "test_reconciliation.py", "test_security.py",
+                 "test_contract.py", "test_api.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep
+    # their order
+
+
 # -- databases ------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import ErpSim
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
-SECRETS = ("pmc-Pw-31337", "erp-Pw-777", "ftp-Pw-42", "db-Pw-9")
+SECRETS = ("pmc-Pw-31337", "erp-Pw-777", "ftp-Pw-42", "db-Pw-9", "pmc-api-token-0123456789")
 
 
 def check(tmp_path, config: str = "", **env):
@@ -33,6 +33,8 @@ erp_password = "{SECRETS[1]}"
 cob_ftp_password = "{SECRETS[2]}"
 [callers.pmc]
 password = "{SECRETS[0]}"
+[callers.pmc-api]
+access_token = "{SECRETS[4]}"
 """)
     finally:
         erp.stop()
@@ -40,7 +42,7 @@ password = "{SECRETS[0]}"
     assert "ok   database: " in result.stdout and "ok   ERP (global): WSDL" in result.stdout
     assert "0 problem(s)" in result.stdout
     assert not any(secret in result.stdout + result.stderr for secret in SECRETS)
-    assert result.stdout.count('"********"') == 3
+    assert result.stdout.count('"********"') == 4
 
 
 def test_every_problem_is_listed_and_the_exit_status_says_so(tmp_path):

@@ -269,9 +269,16 @@ def test_an_address_outside_the_allowed_networks_is_refused(database_url, schema
         # GET routes too: health always, the contract unless public_wsdl opens it
         assert requests.get(server.base_url + "/health", timeout=10).status_code == 403
         contract_status = 200 if public_wsdl else 403
-        for route in ("/soap?wsdl", "/xsd/pmc-adapter.xsd", "/wsdl/pmc-adapter.wsdl"):
+        for route in ("/soap?wsdl", "/xsd/pmc-adapter.xsd", "/wsdl/pmc-adapter.wsdl",
+                      "/api/v1/openapi.json"):
             assert requests.get(server.base_url + route, timeout=10).status_code \
                 == contract_status, route
+        # PMC's JSON API: refused before its body is read, in its own shape
+        notice = requests.post(server.base_url + "/api/v1/payment_notify", timeout=10,
+                               json={"access_token": "t", "operation_id": "OP-1"})
+        assert (notice.status_code, notice.json()["code"]) == (403, "403")
+        assert "127.0.0.1 is not allowed" in notice.json()["message"]
+        assert server.database.counts() == before
     finally:
         stop_server(server)
 
