@@ -15,6 +15,8 @@ Config file example::
     max_request_bytes = 65536     # real messages are a few KiB
     max_xml_depth = 32
     max_xml_elements = 500
+    max_xml_attributes = 32       # on one element (namespace declarations count)
+    max_xml_attributes_total = 256  # in a document
     request_timeout = 10.0        # seconds for a whole request (headers and body) to arrive
     clock_skew = 300.0            # seconds a payment may be dated ahead of our clock
     wss_window = 300.0            # seconds a PasswordDigest's Created may be from now
@@ -192,6 +194,10 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     max_xml_depth: int = 32
     max_xml_elements: int = 500
+    # Attributes (namespace declarations included) on one element, and in a document:
+    # the contract's messages carry a few (WS-Security's), a hostile one thousands.
+    max_xml_attributes: int = 32
+    max_xml_attributes_total: int = 256
     # Seconds a stopping server (SIGTERM) gives the requests and deliveries in flight.
     graceful_timeout: float = 20.0
     # Seconds a client has to send a whole request (headers and body), from its first byte.
@@ -480,6 +486,8 @@ ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
     "max_request_bytes": (_positive_int, 64 * 1024),
     "max_xml_depth": (_xml_depth, 32),
     "max_xml_elements": (_positive_int, 500),
+    "max_xml_attributes": (_positive_int, 32),
+    "max_xml_attributes_total": (_positive_int, 256),
     "graceful_timeout": (_positive_float, 20.0),
     "request_timeout": (_positive_float, 10.0),
     "log_level": (_choice(*LOG_LEVELS), "info"),

@@ -61,6 +61,10 @@ class TooManyElements(ClientError):
     fault_code = "Client.TooManyElements"
 
 
+class TooManyAttributes(ClientError):
+    fault_code = "Client.TooManyAttributes"
+
+
 class NotSoapEnvelope(ClientError):
     fault_code = "Client.NotSoapEnvelope"
 

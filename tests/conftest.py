@@ -57,8 +57,8 @@ def unique(prefix: str) -> str:
 # -- the order of the files ----------------------------------------------------------
 
 # The files that take a minute or more (wall time on 2 cores), longest first, run first:
-# scripts/test gives each process a whole file at a time, so that a long file started last
-# would keep the suite running while the other processes have nothing left to do.
+# scripts/test gives each process a whole file at a time, and a long file started last
+# keeps the suite running while the other processes have nothing left to do.
 LONGEST_FIRST = ("test_outbox.py", "test_install.py", "test_observed.py", "test_erp.py",
                  "test_reversal.py", "test_reconciliation.py", "test_security.py",
                  "test_contract.py", "test_api.py")
@@ -86,6 +86,7 @@ def postgres_server_url():
     engine.dispose()
     with fresh_postgres_database(POSTGRES_URL, f"pmc_adapter_test_{os.getpid()}") as url:
         yield url
+        stop_kept_server(url)  # before its database is dropped
 
 
 @contextlib.contextmanager
@@ -103,11 +104,33 @@ def fresh_postgres_database(server_url: str, prefix: str):
         admin.dispose()
 
 
+# pytest tears a parametrized session fixture down whenever the parameter changes, and
+# a test process running one file after another (scripts/test) changes it in every file:
+# the session's database and server of each kind are kept here instead, made once, and
+# stopped at the end of the session.
+_KEPT: dict[tuple[str, str], object] = {}
+
+
+def stop_kept_server(database_url: str) -> None:
+    running = _KEPT.pop(("server", database_url), None)
+    if running is not None:
+        stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def kept_until_the_end():
+    yield _KEPT
+    for key in [key for key in _KEPT if key[0] == "server"]:
+        stop_kept_server(key[1])
+
+
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def database_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'adapter.sqlite3'}"
-    return request.getfixturevalue("postgres_server_url")
+def database_url(request, tmp_path_factory, kept_until_the_end):
+    key = ("database", request.param)
+    if key not in _KEPT:
+        _KEPT[key] = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'adapter.sqlite3'}" \
+            if request.param == "sqlite" else request.getfixturevalue("postgres_server_url")
+    return _KEPT[key]
 
 
 @pytest.fixture
@@ -215,9 +238,11 @@ def stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def server(database_url, tmp_path_factory):
-    running = start_server(database_url, tmp_path_factory.mktemp("server"))
-    yield running
-    stop_server(running)
+    """The session's server on ``database_url`` (one per database, kept: see _KEPT)."""
+    key = ("server", database_url)
+    if key not in _KEPT:
+        _KEPT[key] = start_server(database_url, tmp_path_factory.mktemp("server"))
+    return _KEPT[key]
 
 
 @pytest.fixture
@@ -239,7 +264,10 @@ def client(server, schema):
 
     Every message it sends and receives is checked against the bundled XSD.
     """
-    return contract_client(server, schema)
+    key = ("client", server.base_url)
+    if key not in _KEPT:
+        _KEPT[key] = contract_client(server, schema)
+    return _KEPT[key]
 
 
 def contract_client(server: Server, schema: xmlschema.XMLSchema):

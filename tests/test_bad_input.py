@@ -103,6 +103,21 @@ CASES = {
                                "<p:idCliente>C1</p:idCliente></p:ConsultarDeuda>").replace(
         "<soap:Body>", "<soap:Header>" + "<x/>" * 600 + "</soap:Header><soap:Body>"),
         None, "Client.TooManyElements", "limit is 500"),
+    # attributes cost xmlschema time in the cube of their number (2,400 of them: minutes of
+    # CPU): refused while parsing, before any schema work, namespace declarations included
+    "too many attributes on one element": (envelope("ConsultarDeuda", VALID_QUERY).replace(
+        b"<p:idCliente>", b"<p:idCliente " + b" ".join(
+            b'a%d="x"' % n for n in range(2400)) + b">"), "ConsultarDeuda",
+        "Client.TooManyAttributes", "limit is 32"),
+    "too many namespace declarations on one element": (envelope(
+        "ConsultarDeuda", VALID_QUERY).replace(b"<p:idCliente>", b"<p:idCliente " + b" ".join(
+            b'xmlns:n%d="urn:n%d"' % (n, n) for n in range(2400)) + b">"), "ConsultarDeuda",
+        "Client.TooManyAttributes", "limit is 32"),
+    "too many attributes in the document": (wrap(
+        "<p:ConsultarDeuda><p:idEmpresa>1234</p:idEmpresa><p:idCliente>C1</p:idCliente>"
+        "</p:ConsultarDeuda>").replace("<soap:Body>", "<soap:Header>" + "".join(
+            "<x " + " ".join(f"a{n}='x'" for n in range(20)) + "/>" for _ in range(15))
+        + "</soap:Header><soap:Body>"), None, "Client.TooManyAttributes", "limit is 256"),
     # valid XSD that the adapter cannot represent: the contract's type leaves it out
     "hour 24": (envelope("InformarPago", payment(fechaPago="2026-11-26T24:00:00-03:00")),
                 "InformarPago", "Client.SchemaViolation", "/InformarPago/fechaPago"),

@@ -2,9 +2,11 @@
 
 The body is decoded once, in the one encoding its BOM, its XML declaration and
 the HTTP charset all agree on; the DTD check reads that text, and the parser
-reads exactly that text too. Depth and element count are capped *while*
-parsing, so a hostile document costs at most the caps, and nothing is ever
-resolved or opened: any DTD is refused before the parser runs.
+reads exactly that text too. Depth, element count and attributes (namespace
+declarations included, per element and per document) are capped *while*
+parsing, before any schema work, so a hostile document costs at most the caps,
+and nothing is ever resolved or opened: any DTD is refused before the parser
+runs.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from adapter.errors import (CharsetMismatch, DocumentTooDeep, ForbiddenDtd, MalformedXml,
-                            MustUnderstand, NotSoapEnvelope, RequestTooLarge, TooManyElements,
-                            UnsupportedCharset, VersionMismatch)
+                            MustUnderstand, NotSoapEnvelope, RequestTooLarge, TooManyAttributes,
+                            TooManyElements, UnsupportedCharset, VersionMismatch)
 from adapter.soap.contract import SOAP12_ENV_NS, SOAP_ENV_NS
 from adapter.soap.transport import CHARSETS
 
@@ -64,21 +66,34 @@ def decode(body: bytes, charset: str | None) -> str:
     return text
 
 
-def parse(text: str, *, max_depth: int, max_elements: int) -> etree._Element:
+def parse(text: str, *, max_depth: int, max_elements: int, max_attributes: int = 32,
+          max_attributes_total: int = 256) -> etree._Element:
     """The document's root, parsed from ``text`` without DTDs, comments or processing
-    instructions, refused as soon as it nests or counts more elements than allowed."""
+    instructions, refused as soon as it nests or counts more elements than allowed, or
+    more attributes (namespace declarations included) on one element or in all."""
     if "<!DOCTYPE" in text:
         raise ForbiddenDtd("DTDs and entity declarations are not allowed in SOAP messages")
     events = etree.iterparse(
-        io.BytesIO(text.encode("utf-8")), events=("start", "end"), encoding="utf-8",
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-        remove_comments=True, remove_pis=True, collect_ids=False)
-    depth = count = 0
+        io.BytesIO(text.encode("utf-8")), events=("start-ns", "start", "end"),
+        encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False,
+        huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False)
+    depth = count = declared = attributes = 0
     try:
-        for event, _element in events:
+        for event, element in events:
             if event == "end":
                 depth -= 1
                 continue
+            if event == "start-ns":  # the next element's (reported before it)
+                declared += 1
+                continue
+            here, declared = len(element.attrib) + declared, 0
+            attributes += here
+            if here > max_attributes:
+                raise TooManyAttributes(f"an element has more than {max_attributes} "
+                                        f"attributes; the limit is {max_attributes}")
+            if attributes > max_attributes_total:
+                raise TooManyAttributes(f"document has more than {max_attributes_total} "
+                                        f"attributes; the limit is {max_attributes_total}")
             depth += 1
             count += 1
             if depth > max_depth:

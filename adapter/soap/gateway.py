@@ -203,7 +203,9 @@ class Gateway:
             body = transport.read_body(environ, self._settings.max_request_bytes)
             root = envelope.parse(envelope.decode(body, content_type.charset),
                                   max_depth=self._settings.max_xml_depth,
-                                  max_elements=self._settings.max_xml_elements)
+                                  max_elements=self._settings.max_xml_elements,
+                                  max_attributes=self._settings.max_xml_attributes,
+                                  max_attributes_total=self._settings.max_xml_attributes_total)
             message = envelope.open_envelope(root)
             # named for the log and the metrics even if refused (None: no such operation)
             operation = self._operations.get(message.request.tag)
