@@ -5,6 +5,7 @@ legacy ERP (`pmc-adapter erp-sim`), `pmc-adapter worker` processes, and the
 database (SQLite and PostgreSQL).
 """
 import os
+import re
 import subprocess
 import sys
 import time
@@ -254,9 +255,20 @@ def test_racing_forwarders_deliver_each_payment_once(pmc, base, erp, erp_server,
         erp.start()  # now the server's 3 workers and 2 worker processes all race
         wait_until(lambda: all(delivered(erp_server, op) for op in operations), timeout=60,
                    what="every payment delivered")
-        assert {op: erp.payment(op) for op in operations} == \
-            {op: {"received": 1, "applied": 1} for op in operations}
     finally:
         for worker in workers:
             worker.terminate()
             worker.wait(timeout=30)
+    received = {op: erp.payment(op) for op in operations}
+    assert {op: got["applied"] for op, got in received.items()} == dict.fromkeys(operations, 1)
+    # Each payment is claimed by one forwarder at a time. It reaches the ERP a second time
+    # only when a delivery of it ran out of its timeout (1 s here) while the ERP -- just
+    # started, on a busy machine -- was still answering: sent again, at least once, as
+    # designed. Any other repeat would be two forwarders delivering it at once.
+    logs = erp_server.log() + "".join((tmp_path / f"worker{n}.log").read_text()
+                                      for n in range(2))
+    timed_out = {op: len(re.findall(rf"payment {op} not forwarded \(attempt \d+\), retry in "
+                                    r"[\d.]+ s: \w+: no complete answer within", logs))
+                 for op in operations}
+    assert {op: got["received"] - 1 for op, got in received.items() if got["received"] > 1
+            and got["received"] - 1 > timed_out[op]} == {}

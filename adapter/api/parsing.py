@@ -64,15 +64,17 @@ def _constant(name: str):
 
 
 def _depth(value: Any) -> int:
-    deepest, level = 0, [(value, 1)]
+    """How deep ``value`` nests (0 for a scalar), counted up to one level past the cap."""
+    if not isinstance(value, (dict, list)):
+        return 0
+    deepest, level = 1, [(value, 1)]
     while level:
         item, depth = level.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-            level.extend((child, depth + 1) for child in
-                         (item.values() if isinstance(item, dict) else item))
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        level += [(child, depth + 1) for child in children if isinstance(child, (dict, list))]
     return deepest
 
 
