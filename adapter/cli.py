@@ -56,7 +56,7 @@ def _serve(settings: Settings, args) -> int:
                request_timeout=settings.request_timeout,
                max_request_bytes=settings.max_request_bytes,
                timeout_response=fault_envelope(late),
-               api_timeout_response=refusal_body(late))
+               api_timeout_response=refusal_body(late), log_format=settings.log_format)
     return 0
 
 

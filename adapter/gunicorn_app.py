@@ -15,7 +15,7 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
                tls: tuple[str, str] | None = None, client_ca: str | None = None,
                request_timeout: float = 10.0,
                max_request_bytes: int = 64 * 1024, timeout_response: bytes = b"",
-               api_timeout_response: bytes = b"{}") -> None:
+               api_timeout_response: bytes = b"{}", log_format: str = "text") -> None:
     """Serve the app ``load()`` returns (called in each worker) until gunicorn stops;
     with ``tls`` = (certificate, key) PEM files, over HTTPS; with ``client_ca`` too (a PEM
     bundle), clients may present a certificate of those CAs (one that does not verify
@@ -61,6 +61,9 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             # a dead worker's live metrics (gauges) are not the server's any more
             self.cfg.set("child_exit", _forget_worker_metrics)
             self.cfg.set("accesslog", "-")
+            # gunicorn's own lines, its access log included, in the adapter's format:
+            # one escaped line a record (adapter.logs)
+            self.cfg.set("logger_class", _logger_class(log_format))
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
                 # one control socket per user would clash between instances
                 self.cfg.set("control_socket_disable", True)
@@ -76,6 +79,21 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
             return load()
 
     _Server().run()
+
+
+def _logger_class(log_format: str) -> type:
+    from gunicorn.glogging import Logger
+
+    from adapter.logs import format_for
+
+    class AdapterLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            formatter = format_for(log_format)
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(formatter)
+
+    return AdapterLogger
 
 
 def _forget_worker_metrics(_arbiter, worker) -> None:
