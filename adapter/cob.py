@@ -19,12 +19,16 @@ be read but whose amount can is rejected alone (:class:`RejectedLine`, with its 
 field) and the rest imported: its money is in the trailer's total all the same.
 
 Files run to a million lines: both passes stream, line by line, and never hold more than
-one record (and, for :func:`check_cob`, the rejected lines) in memory. The fields marked
+one record (and, for :func:`check_cob`, the rejected lines) in memory. Each pass digests
+the records it read (SHA-256 of the records without their line endings): the file's
+identity, the same whether its lines end in CRLF or LF, and the proof that the second
+pass read what the first one checked (:func:`read_cob` refuses a file that changed). The fields marked
 *inferred* in DOMAIN.md (the unknown character, the movement code) are kept raw and never
 validated.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -33,7 +37,7 @@ from datetime import date
 from decimal import Decimal
 
 from adapter import fixed_width
-from adapter.text import ascii_digits
+from adapter.text import ascii_digits, control_character
 from adapter.errors import ClientError
 
 RECORD_LENGTH = 100
@@ -98,6 +102,7 @@ class CobSummary:
     records: int  # detail records, rejected ones included
     total: Decimal  # their amounts, rejected ones included
     rejected: tuple[RejectedLine, ...]
+    sha256: str  # of the records, without their line endings (the file's identity)
 
 
 def parse_cob_name(name: str) -> CobName:
@@ -147,18 +152,23 @@ def check_cob(path: str | os.PathLike, name: str | None = None) -> CobSummary:
                                          "detail records rejected; the format is not the "
                                          "one this reader knows")
         return CobSummary(report.biller_id, report.day, report.records, report.total,
-                          tuple(rejected))
+                          tuple(rejected), report.sha256())
 
 
-def read_cob(path: str | os.PathLike) -> Iterator[CobLine | RejectedLine]:
+def read_cob(path: str | os.PathLike,
+             checked: str | None = None) -> Iterator[CobLine | RejectedLine]:
     """Pass 2: the detail records in file order, streaming, each read or rejected.
 
     Run check_cob first: this pass makes the same checks as it goes, so on a file that
     check_cob refuses it raises InvalidCobFile too, but only when it reaches the fault,
-    which may be the trailer, after every line was yielded.
+    which may be the trailer, after every line was yielded. With ``checked`` (pass 1's
+    CobSummary.sha256), it raises InvalidCobFile at the end, after every line was
+    yielded, if these are not the records pass 1 checked: write nothing of them.
     """
     with _Pass(path) as report:
         yield from report.details()
+        if checked is not None and report.sha256() != checked:
+            raise InvalidCobFile("the file changed between its check and its import")
 
 
 class _Pass:
@@ -168,8 +178,9 @@ class _Pass:
 
     def __init__(self, path: str | os.PathLike):
         self._handle = open(path, "rb")
+        self._digest = hashlib.sha256()
         try:
-            self._lines = _lines(self._handle)
+            self._lines = _lines(self._handle, self._digest)
             self.biller_id, self.day = _header(next(self._lines, None))
         except BaseException:
             self._handle.close()
@@ -182,6 +193,10 @@ class _Pass:
 
     def __exit__(self, *exc_info) -> None:
         self._handle.close()
+
+    def sha256(self) -> str:
+        """The digest of the records read so far (all of them, once details() is done)."""
+        return self._digest.hexdigest()
 
     def details(self, build: bool = True) -> Iterator[CobLine | RejectedLine | None]:
         """Each detail record's CobLine or RejectedLine; with ``build`` false, None instead
@@ -233,9 +248,10 @@ class _Pass:
                                  f"sum of the detail amounts, {self.total}")
 
 
-def _lines(handle) -> Iterator[tuple[int, str]]:
+def _lines(handle, digest) -> Iterator[tuple[int, str]]:
     """(line number, record) of each line, its line ending (CRLF or LF) removed; the last
-    line may have none. A line longer than _READ_LIMIT is refused without being held."""
+    line may have none. A line longer than _READ_LIMIT is refused without being held.
+    ``digest`` gets each non-empty record and a LF, whatever the line ending was."""
     number = 0
     while raw := handle.readline(_READ_LIMIT):
         number += 1
@@ -250,6 +266,8 @@ def _lines(handle) -> Iterator[tuple[int, str]]:
             length += len(more.rstrip(b"\r\n"))
             raise InvalidCobFile(f"line {number}: records are {RECORD_LENGTH} characters, "
                                  f"not {length}")
+        if raw:  # (empty lines after the trailer are no records)
+            digest.update(raw + b"\n")
         yield number, raw.decode(ENCODING)
 
 
@@ -287,6 +305,12 @@ def _detail(number: int, record: str, amount: str, build: bool) -> CobLine | Rej
     invoice_id = record[20:40].rstrip(" ")
     if not invoice_id:
         return RejectedLine(number, "invoice ID", "the invoice ID is blank")
+    for field, value in (("customer ID", customer_id), ("invoice ID", invoice_id),
+                         ("channel", record[77:79]), ("control number", record[79:83])):
+        control = control_character(value)
+        if control is not None:
+            return RejectedLine(number, field, f"the {field} holds the control character "
+                                               f"{control}")
     due_on, paid_on, credited_on = dates = (fixed_width.day(record[40:48]), fixed_width.day(record[49:57]),
                                             fixed_width.day(record[69:77]))
     if None in dates:

@@ -23,7 +23,7 @@ from datetime import date
 from decimal import Decimal
 
 from adapter import fixed_width
-from adapter.text import ascii_digits
+from adapter.text import ascii_digits, control_character
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.errors import ClientError, InvalidInvoice
 
@@ -71,6 +71,11 @@ def _detail(record: str, biller_id: str) -> Invoice:
     customer, invoice_id = record[1:20].strip(), record[20:40].strip()
     if not customer or not invoice_id:
         raise ValueError("client ID and invoice ID are required")
+    for field, value in (("client ID", customer), ("invoice ID", invoice_id),
+                         ("ticket message", record[98:138]), ("screen message", record[138:153])):
+        control = control_character(value)
+        if control is not None:
+            raise ValueError(f"the {field} holds the control character {control}")
     if record[40] not in CURRENCIES:
         raise ValueError(f"currency {record[40]!r} is neither 0 (pesos) nor 1 (dollars)")
     due_dates = []

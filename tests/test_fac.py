@@ -55,6 +55,17 @@ def test_unreadable_records_are_rejected_alone_with_line_and_reason():
         (2, "currency"), (3, "date"), (4, "due")]
 
 
+def test_a_control_character_in_a_field_rejects_its_record():
+    text = format_fac("1234", DAY, [invoice("C1"), invoice("C2"), invoice("C3", ticket="Hola")])
+    text = replace_in_record(text, 2, 2, "\x1b")  # in the client ID
+    text = replace_in_record(text, 4, 100, "\x00")  # in the ticket message
+    parsed = parse_fac(text)
+    assert [i.customer_id for i in parsed.invoices] == ["C2"]
+    assert [(r.line, r.reason) for r in parsed.rejected] == [
+        (2, "the client ID holds the control character U+001B"),
+        (4, "the ticket message holds the control character U+0000")]
+
+
 @pytest.mark.parametrize("damage, words", [
     (lambda t: t.replace("0400", "0399", 1), "header"),
     (lambda t: "\n".join(t.split("\n")[:-2]) + "\n", "trailer"),

@@ -136,3 +136,56 @@ def test_a_file_larger_than_a_batch_is_stored_whole(own_database, tmp_path, size
     assert result.returncode == 0, result.stderr
     assert f"{size} records: {size} new" in result.stdout
     assert counts(own_database)["report_lines"] == size
+
+
+# -- a file is checked as it is imported ------------------------------------------------
+
+def test_the_same_report_with_lf_line_endings_is_the_same_report(own_database, tmp_path):
+    crlf = write_cob(tmp_path / "COB1234.271126", "1234", DAY, DAY_LINES)
+    (tmp_path / "lf").mkdir()
+    lf = tmp_path / "lf" / "COB1234.271126"
+    lf.write_bytes(crlf.read_bytes().replace(b"\r\n", b"\n") + b"\n\n")  # and empty lines
+    assert import_cob(own_database, crlf).returncode == 0
+    again = import_cob(own_database, lf)
+    assert again.returncode == 0 and "already imported (as COB1234.271126)" in again.stdout
+    assert counts(own_database) == {"report_files": 1, "report_lines": 3}
+
+
+def test_a_file_rewritten_between_its_check_and_its_import_imports_nothing(own_database,
+                                                                           tmp_path):
+    """The importer's passes read the file twice; another process rewrites it in between
+    (here, the moment the biller is looked up, after the check): nothing is imported."""
+    from adapter.cob import InvalidCobFile
+    from adapter.service.reports import ReportImporter
+    from adapter.storage.db import make_engine, upgrade_schema
+    from adapter.storage.uow import Storage
+
+    path = write_cob(tmp_path / "COB1234.271126", "1234", DAY, DAY_LINES)
+    other = cob_text("1234", DAY, DAY_LINES[:2]).encode("latin-1")
+
+    def serves(biller_id: str) -> bool:
+        subprocess.run([sys.executable, "-c", "import sys; open(sys.argv[1], 'wb')"
+                        ".write(sys.stdin.buffer.read())", str(path)], input=other, check=True)
+        return True
+
+    engine = make_engine(own_database)
+    upgrade_schema(engine)
+    try:
+        with pytest.raises(InvalidCobFile, match="changed between its check and its import"):
+            ReportImporter(Storage(engine), serves=serves).import_file(path)
+    finally:
+        engine.dispose()
+    assert counts(own_database) == {"report_files": 0, "report_lines": 0}
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x1b", "\x85"], ids=["NUL", "ESC", "NEL"])
+def test_a_control_character_in_a_field_rejects_its_line_with_its_number(
+        own_database, tmp_path, character):
+    text = put(cob_text("1234", DAY, DAY_LINES), 3, 4, character)  # line 3's customer ID
+    path = tmp_path / "COB1234.271126"
+    path.write_bytes(text.encode("latin-1"))
+    result = import_cob(own_database, path)
+    assert result.returncode == 1, result.stderr
+    assert f"rejected line 3: customer ID: the customer ID holds the control character " \
+           f"U+{ord(character):04X}" in result.stdout
+    assert [row[1] for row in lines(own_database)] == ["0001", "0003"]

@@ -2,14 +2,15 @@
 
 A file is read twice, streaming: once for every whole-file check
 (:func:`adapter.cob.check_cob`: a file failing one is refused whole, nothing
-written), then to store its lines, in batches, in one transaction. Importing a
-file whose very content was imported before changes nothing; a re-issue (same
+written), then to store its lines, in batches, in one transaction -- committed
+only if the second pass read the very records the first one checked. A file is
+known by its records' digest (its line endings aside): importing one whose
+records were imported before changes nothing; a re-issue (same
 lines, some corrected) updates the corrected lines and adds none twice: a line
 is known by its identity (:attr:`adapter.cob.CobLine.identity`).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -41,14 +42,6 @@ class ReportImport:
     already_imported_as: str | None = None  # the same content was imported before
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _batches(items: Iterator, size: int) -> Iterator[list]:
     batch = []
     for item in items:
@@ -76,7 +69,7 @@ class ReportImporter:
         summary = check_cob(path)
         if not self._serves(summary.biller_id):
             raise InvalidCobFile(f"biller {summary.biller_id} is not served here")
-        sha256 = file_sha256(path)
+        sha256 = summary.sha256
         try:
             return self._import(path, name, summary, sha256, progress)
         except Conflict:  # the same file imported at this very moment by someone else
@@ -96,7 +89,8 @@ class ReportImporter:
             created = corrected = unchanged = done = 0
             next_analysis = BATCH
             rejected = list(summary.rejected)
-            lines = (item for item in read_cob(path) if isinstance(item, CobLine))
+            lines = (item for item in read_cob(path, checked=sha256)
+                     if isinstance(item, CobLine))
             for batch in _batches(lines, BATCH):
                 counts = uow.reports.put_lines(summary.biller_id, file_pk, batch, now)
                 created += counts.created
