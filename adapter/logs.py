@@ -44,11 +44,14 @@ def _escape(match: re.Match) -> str:
         else f"\\U{code:08x}"
 
 
+def _cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    return f"{text[:limit]}... ({len(text) - limit} more characters)" if len(text) > limit \
+        else text
+
+
 def escaped(text: str, limit: int = MAX_MESSAGE) -> str:
     """``text`` as one line that shows what it holds, cut at ``limit`` characters."""
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    return _CANDIDATES.sub(_escape, text)
+    return _CANDIDATES.sub(_escape, _cut(text, limit))
 
 
 class TextLines(logging.Formatter):
@@ -70,9 +73,7 @@ class TextLines(logging.Formatter):
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if len(message) > MAX_MESSAGE:
-            message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters)"
+        message = _cut(record.getMessage())
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc)
                  .isoformat(timespec="milliseconds"),
                  "level": record.levelname.lower(), "logger": record.name,

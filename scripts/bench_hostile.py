@@ -39,27 +39,17 @@ from lxml import etree
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-TNS = "urn:pmc-adapter:empresa:v1"
+from conftest import TNS, envelope as request_envelope  # noqa: E402 (the tests' builder)
+
 LIMIT = 64 * 1024
 
 
 def envelope(operation: str, fields: list, header: str = "", inside: str = "") -> bytes:
-    root = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "p": TNS})
-    body = etree.SubElement(root, f"{{{SOAP_ENV}}}Body")
-    request = etree.SubElement(body, f"{{{TNS}}}{operation}")
-
-    def fill(parent, items):
-        for name, value in items:
-            child = etree.SubElement(parent, f"{{{TNS}}}{name}")
-            if isinstance(value, list):
-                fill(child, value)
-            else:
-                child.text = str(value)
-
-    fill(request, fields)
-    text = etree.tostring(root).decode()
+    """The tests' request envelope, with ``header`` as its Header's content and
+    ``inside`` appended to the operation's element."""
+    text = request_envelope(operation, fields).decode()
     if header:
         text = text.replace("<soap:Body>", f"<soap:Header>{header}</soap:Header><soap:Body>")
     if inside:

@@ -58,10 +58,6 @@ def _validator(schema: str) -> Draft202012Validator:
                       registry=registry)
 
 
-def schema_names() -> list[str]:
-    return list(document()["components"]["schemas"])
-
-
 def problem(schema: str, instance: Any) -> str | None:
     """What is wrong with ``instance`` against the contract's ``schema`` (the most
     relevant error, naming the field), or None when it is valid."""

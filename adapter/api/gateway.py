@@ -26,7 +26,7 @@ from adapter.errors import (AddressNotAllowed, AdapterError, InternalError, Inva
 from adapter.api import contract, parsing, translation
 from adapter.service.billing import BillingService
 from adapter.soap import transport
-from adapter.soap.faults import fault_message, is_internal
+from adapter.soap.faults import fault_message, is_internal, report_refusal
 from adapter.soap.security import Caller, Guard
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,10 @@ PREFIX = "/api/v1"
 JSON_CONTENT_TYPE = "application/json"
 STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
                404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-               409: "Conflict",
-               413: "Content Too Large", 415: "Unsupported Media Type",
+               409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
                500: "Internal Server Error", 503: "Service Unavailable"}
-_STATUS_OF = [(RequestTooLarge, 413), (RequestTimeout, 408), ((UnsupportedMediaType, UnsupportedCharset), 415),
-              (NotAuthenticated, 401), ((AddressNotAllowed, NotAuthorized), 403),
+_STATUS_OF = [(RequestTooLarge, 413), (RequestTimeout, 408),
+              ((UnsupportedMediaType, UnsupportedCharset), 415), (NotAuthenticated, 401), ((AddressNotAllowed, NotAuthorized), 403),
               (OperationConflict, 409), (StorageUnavailable, 503)]
 
 
@@ -50,11 +49,17 @@ def status_of(error: AdapterError) -> int:
     return 500 if is_internal(error) else 400
 
 
+def _refusal_fields(error: AdapterError, error_id: str | None = None) -> dict[str, str]:
+    fields = {"code": str(status_of(error)), "message": fault_message(error, error_id)}
+    if error_id is not None:
+        fields["error_id"] = error_id
+    return fields
+
+
 def refusal_body(error: AdapterError) -> bytes:
     """The JSON a client refused for ``error`` gets (the worker's answer to a request
     that did not arrive in time)."""
-    return _json(status_of(error), {"code": str(status_of(error)),
-                                    "message": fault_message(error)})[2]
+    return _json(status_of(error), _refusal_fields(error))[2]
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,15 @@ ROUTES = {
 DOCUMENT_PATH = f"{PREFIX}/openapi.json"
 
 
-def _json(status: int, body: dict[str, Any], *extra: tuple[str, str]) -> tuple[int, list, bytes]:
-    # ASCII only: U+2028, U+0085 and the like travel escaped
-    payload = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
+def _reply(status: int, payload: bytes, *extra: tuple[str, str]) -> tuple[int, list, bytes]:
     return status, [("Content-Type", JSON_CONTENT_TYPE),
                     ("Content-Length", str(len(payload))), *extra], payload
+
+
+def _json(status: int, body: dict[str, Any], *extra: tuple[str, str]) -> tuple[int, list, bytes]:
+    # ASCII only: U+2028, U+0085 and the like travel escaped
+    return _reply(status, json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode(),
+                  *extra)
 
 
 class ApiGateway:
@@ -111,9 +120,7 @@ class ApiGateway:
                     self._guard.check_address(environ.get("REMOTE_ADDR"))
                 except AdapterError as error:
                     return self._refusal(error, None, environ)
-            document = contract.document_bytes()
-            return 200, [("Content-Type", JSON_CONTENT_TYPE),
-                         ("Content-Length", str(len(document)))], document
+            return _reply(200, contract.document_bytes())
         if route is None:
             return _json(404, {"code": "404", "message": f"no operation at {path[:80]!r}; the "
                                f"contract is at {DOCUMENT_PATH}"})
@@ -141,12 +148,11 @@ class ApiGateway:
                 raise SchemaViolation(f"invalid {route.name} request: {problem}")
             biller = self._biller(caller, body)
             fields = {"company": biller, "operation_id": body.get("operation_id")}
-            status, answer = self._answer(route, body, biller)
-            if status == 200:
-                problem = contract.problem(route.answer, answer)
-                if problem is not None:
-                    raise InvalidResponse(f"refusing to send an invalid {route.name} answer: "
-                                          f"{problem}")
+            answer = self._answer(route, body, biller)
+            problem = contract.problem(route.answer, answer)
+            if problem is not None:
+                raise InvalidResponse(f"refusing to send an invalid {route.name} answer: "
+                                      f"{problem}")
         except AdapterError as error:
             elapsed = time.perf_counter() - started
             metrics.REQUESTS.labels(route.name, "refused").inc()
@@ -157,7 +163,7 @@ class ApiGateway:
         metrics.REQUESTS.labels(route.name, answer["code"]).inc()
         metrics.LATENCY.labels(route.name).observe(elapsed)
         self._log(request_id, route, fields, answer["code"], elapsed, environ)
-        return _json(status, answer, ("X-Request-ID", request_id))
+        return _json(200, answer, ("X-Request-ID", request_id))
 
     def _biller(self, caller: Caller | None, body: dict[str, Any]) -> str:
         """The biller the request acts for: ``company_id``, else the caller's one biller,
@@ -176,8 +182,7 @@ class ApiGateway:
         self._guard.authorize_biller(caller, biller)
         return biller
 
-    def _answer(self, route: Route, body: dict[str, Any],
-                biller: str) -> tuple[int, dict[str, Any]]:
+    def _answer(self, route: Route, body: dict[str, Any], biller: str) -> dict[str, Any]:
         if route.name == "payment_notify":
             notice = translation.payment_notice(body, biller, self._clock())
             answer = self._billing.record_payment(notice)
@@ -185,34 +190,18 @@ class ApiGateway:
                 raise OperationConflict(f"operation_id {notice.operation_id} of company "
                                         f"{biller} was received before with other data; "
                                         "nothing stored")
-            return 200, translation.payment_stored(answer.receipt_id)
+            return translation.payment_stored(answer.receipt_id)
         answer = self._billing.query_debt(biller, body["customer_id"], body.get("invoice_id"))
-        return 200, translation.debt_answer(answer)
+        return translation.debt_answer(answer)
 
     # -- answers -----------------------------------------------------------------------
 
     def _refusal(self, error: AdapterError, route: Route | None, environ: dict,
                  request_id: str | None = None) -> tuple[int, list, bytes]:
-        status = status_of(error)
-        name = route.name if route else "request"
-        error_id = None
-        if is_internal(error):
-            error_id = request_id or transport.new_request_id()
-            log.error("error %s in %s: %s: %s", error_id, name, error.fault_code, error,
-                      exc_info=error if error.__traceback__ else None)
-        else:
-            reason = getattr(error, "reason", None)  # an authentication's, for the log only
-            log.warning("refused %s from %s: %s %s%s", name,
-                        environ.get("REMOTE_ADDR") or "an unknown address", error.fault_code,
-                        error, f" ({reason})" if reason else "")
-        metrics.FAULTS.labels(error.fault_code).inc()
-        if isinstance(error, (AddressNotAllowed, NotAuthenticated, NotAuthorized)):
-            metrics.REFUSALS.labels(error.fault_code).inc()
-        body = {"code": str(status), "message": fault_message(error, error_id)}
-        if error_id is not None:
-            body["error_id"] = error_id
+        error_id = report_refusal(log, error, route.name if route else "request",
+                                  environ.get("REMOTE_ADDR"), request_id)
         extra = [("X-Request-ID", request_id)] if request_id else []
-        return _json(status, body, *extra)
+        return _json(status_of(error), _refusal_fields(error, error_id), *extra)
 
     def _log(self, request_id: str, route: Route, fields: dict[str, Any], outcome: str,
              elapsed: float, environ: dict) -> None:

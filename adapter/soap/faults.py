@@ -13,10 +13,15 @@ under that ID.
 """
 from __future__ import annotations
 
+import logging
+
 from lxml import etree
 
-from adapter.errors import AdapterError, ServerError
+from adapter import metrics
+from adapter.errors import (AddressNotAllowed, AdapterError, NotAuthenticated, NotAuthorized,
+                            ServerError)
 from adapter.soap.contract import SOAP_ENV_NS, target_namespace
+from adapter.soap.transport import new_request_id
 
 
 def is_internal(error: AdapterError) -> bool:
@@ -29,6 +34,28 @@ def fault_message(error: AdapterError, error_id: str | None = None) -> str:
         return str(error)
     public = getattr(error, "public_message", ServerError.public_message)
     return f"{public} (error ID {error_id})" if error_id else public
+
+
+def report_refusal(log: logging.Logger, error: AdapterError, what: str,
+                   client: str | None, request_id: str | None) -> str | None:
+    """Log and count a refusal of either channel (SOAP, PMC's API); returns its error ID.
+
+    The adapter's own failures are logged under an error ID (the request's, when it has
+    one), with their traceback; refusals in one line with the client's address and, for
+    an authentication, the caller and the reason (never a secret)."""
+    error_id = None
+    if is_internal(error):
+        error_id = request_id or new_request_id()
+        log.error("error %s in %s: %s: %s", error_id, what, error.fault_code, error,
+                  exc_info=error if error.__traceback__ else None)
+    else:
+        reason = getattr(error, "reason", None)  # an authentication's, for the log only
+        log.warning("refused %s from %s: %s %s%s", what, client or "an unknown address",
+                    error.fault_code, error, f" ({reason})" if reason else "")
+    metrics.FAULTS.labels(error.fault_code).inc()
+    if isinstance(error, (AddressNotAllowed, NotAuthenticated, NotAuthorized)):
+        metrics.REFUSALS.labels(error.fault_code).inc()
+    return error_id
 
 
 def fault_envelope(error: AdapterError, error_id: str | None = None,

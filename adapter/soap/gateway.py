@@ -29,13 +29,12 @@ from lxml import etree
 
 from adapter import metrics
 from adapter.config import Settings
-from adapter.errors import (AddressNotAllowed, AdapterError, InternalError, InvalidResponse,
-                            NotAuthenticated, NotAuthorized, SoapActionMismatch,
+from adapter.errors import (AdapterError, InternalError, InvalidResponse, SoapActionMismatch,
                             SchemaViolation, UnknownBiller, UnknownOperation)
 from adapter.soap import contract, envelope, transport
 from adapter.soap.contract import SOAP_ENV_NS, Operation
 from adapter.soap.dispatch import SpyneDispatcher
-from adapter.soap.faults import fault_envelope, is_internal
+from adapter.soap.faults import fault_envelope, report_refusal
 from adapter.soap.security import SECURITY_HEADER, Guard
 from adapter.soap.validation import ContractValidator, contract_validator
 
@@ -64,22 +63,10 @@ def _not_soap_method() -> _Reply:
 
 def _fault_reply(error: AdapterError, operation: Operation | None = None,
                  client: str | None = None, request_id: str | None = None) -> _Reply:
-    """The fault for ``error``, carrying the request's ID; the adapter's own failures
-    are logged under it (their error ID), refusals in one line with the client's address
-    and, for an authentication, the caller and the reason (never a secret)."""
-    error_id = None
-    if is_internal(error):
-        error_id = request_id or transport.new_request_id()
-        log.error("error %s in %s: %s: %s", error_id, operation.name if operation else "request",
-                  error.fault_code, error, exc_info=error if error.__traceback__ else None)
-    else:
-        reason = getattr(error, "reason", None)  # an authentication's, for the log only
-        log.warning("refused %s from %s: %s %s%s", operation.name if operation else "request",
-                    client or "an unknown address", error.fault_code, error,
-                    f" ({reason})" if reason else "")
-    metrics.FAULTS.labels(error.fault_code).inc()
-    if isinstance(error, (AddressNotAllowed, NotAuthenticated, NotAuthorized)):
-        metrics.REFUSALS.labels(error.fault_code).inc()
+    """The fault for ``error``, carrying the request's ID, logged and counted
+    (:func:`report_refusal`)."""
+    error_id = report_refusal(log, error, operation.name if operation else "request", client,
+                              request_id)
     # SOAP 1.1 over HTTP: a fault travels with status 500.
     reply = _reply("500 Internal Server Error", fault_envelope(error, error_id, request_id),
                    XML_CONTENT_TYPE)
