@@ -21,7 +21,7 @@ import requests
 from sqlalchemy import select
 
 from adapter.api import contract
-from adapter.domain.model import Currency, DueDate, Invoice, Origin
+from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
 from adapter.storage.orm import PaymentRow
 from conftest import start_server, stop_server, today, unique
 
@@ -105,7 +105,9 @@ def test_other_data_under_a_stored_operation_id_is_a_conflict_that_stores_nothin
 
 
 def test_a_notice_unknown_to_the_billing_base_is_stored_and_observed(server, client):
-    body = notice(company_id="1234", payment_date=f"{today()}T10:30:00-03:00",
+    # an hour ago (a time of day, such as 10:30, is still to come after midnight)
+    paid_at = (datetime.now(BUSINESS_TZ) - timedelta(hours=1)).replace(microsecond=0)
+    body = notice(company_id="1234", payment_date=paid_at.isoformat(),
                   currency="0")  # pesos, as the network's files write them
     reply = post(server, "payment_notify", body)
     assert (reply.status_code, answer_of(reply)["code"]) == (200, "00")  # a fact, stored
@@ -113,7 +115,7 @@ def test_a_notice_unknown_to_the_billing_base_is_stored_and_observed(server, cli
         ("observed", 3, True)]
     status = client.service.ConsultarPago(idEmpresa="1234", idOperacion=body["operation_id"])
     assert (status.estado, status.codigoRespuestaAviso, status.moneda) == ("OBSERVADO", 3, "ARS")
-    assert status.fechaPago == datetime.fromisoformat(f"{today()}T10:30:00-03:00")
+    assert status.fechaPago == paid_at
 
 
 def test_a_storm_of_replays_on_three_workers_stores_one_notice(server):
