@@ -1,5 +1,5 @@
-"""Composition root: wires settings, storage, ERP connectors, use cases and the two
-entrypoints (the SOAP gateway, PMC's JSON API)."""
+"""Composition root: wires settings, storage, ERP connectors, PMC's collection API, use
+cases, the outbox loops and the two entrypoints (the SOAP gateway, PMC's JSON API)."""
 from __future__ import annotations
 
 import atexit
@@ -11,7 +11,10 @@ from adapter.api.gateway import ApiGateway
 from adapter.config import Settings, load_settings
 from adapter.erp.connector import ErpDirectory
 from adapter.service.billing import BillingService
+from adapter.pmc.client import PmcDirectory
 from adapter.service.forwarding import Forwarder
+from adapter.service.outbox import OutboxWorker
+from adapter.service.publishing import Publisher
 from adapter.soap import contract
 from adapter.soap.dispatch import SpyneDispatcher
 from adapter.soap.gateway import Gateway
@@ -28,10 +31,19 @@ def erp_configured(settings: Settings) -> bool:
         section.erp.configured for section in settings.billers.values())
 
 
-def forward_lease(settings: Settings) -> float:
+def lease_over(timeouts: list[float]) -> float:
     """Long enough that a delivery in flight always ends (by its timeout) before it expires."""
-    timeouts = [settings.erp_for(biller).timeout for biller in set(settings.billers) | {""}]
     return max(30.0, 3 * max(timeouts) + 10)
+
+
+def forward_lease(settings: Settings) -> float:
+    return lease_over([settings.erp_for(biller).timeout
+                       for biller in set(settings.billers) | {""}])
+
+
+def publish_lease(settings: Settings) -> float:
+    return lease_over([settings.pmc_api_for(biller).timeout
+                       for biller in set(settings.billers) | {""}])
 
 
 @dataclass
@@ -41,24 +53,35 @@ class Components:
     erps: ErpDirectory
     forwarder: Forwarder | None
     billing: BillingService
+    pmc_apis: PmcDirectory
+    publisher: Publisher | None = None
+
+    @property
+    def outboxes(self) -> list[OutboxWorker]:
+        """The outbox loops this configuration runs (the ERP's, PMC's API's)."""
+        return [worker for worker in (self.forwarder, self.publisher) if worker is not None]
 
 
 def build(settings: Settings) -> Components:
     storage = Storage(make_engine(settings.database_url))
     query_log = QueryLog(storage.engine)  # each record in its own commit until started
     erps = ErpDirectory(settings)
-    forwarder = None
+    pmc_apis = PmcDirectory(settings)
+    loop = dict(retry_base=settings.forward_retry_base, retry_max=settings.forward_retry_max,
+                concurrency=settings.forward_concurrency, probe=settings.forward_probe)
+    forwarder = publisher = None
     if erp_configured(settings):
-        forwarder = Forwarder(storage, erps, lease=forward_lease(settings),
-                              retry_base=settings.forward_retry_base,
-                              retry_max=settings.forward_retry_max,
-                              concurrency=settings.forward_concurrency,
-                              probe=settings.forward_probe)
+        forwarder = Forwarder(storage, erps, lease=forward_lease(settings), **loop)
+    if pmc_apis.configured:
+        publisher = Publisher(storage, pmc_apis, lease=publish_lease(settings), **loop)
     billing = BillingService(storage, erps, concurrency=settings.threads,
                              clock_skew=timedelta(seconds=settings.clock_skew),
                              on_payment_stored=forwarder.wake if forwarder else lambda: None,
-                             query_log=query_log, reversal_cutoff=settings.reversal_cutoff)
-    return Components(storage, query_log, erps, forwarder, billing)
+                             query_log=query_log, reversal_cutoff=settings.reversal_cutoff,
+                             publishes=pmc_apis.publishes,
+                             on_invoice_published=publisher.wake if publisher else
+                             lambda: None)
+    return Components(storage, query_log, erps, forwarder, billing, pmc_apis, publisher)
 
 
 class Channels:
@@ -81,11 +104,11 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     settings = settings or load_settings()
     parts = build(settings)
     parts.query_log.start()  # concurrent debt queries recorded in one commit
-    if forward and parts.forwarder is not None:
-        parts.forwarder.start(settings.forward_poll)
+    for worker in parts.outboxes if forward else []:
+        worker.start(settings.forward_poll)
         # a worker stopping (SIGTERM, gunicorn's graceful exit) lets its deliveries
         # end and releases its claims; killed, it leaves them to their leases
-        atexit.register(parts.forwarder.stop, timeout=settings.graceful_timeout)
+        atexit.register(worker.stop, timeout=settings.graceful_timeout)
     engine = parts.storage.engine
     guard = guard_for(settings, NonceRegistry(engine).first_use)
     soap = Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
@@ -94,9 +117,11 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     return Channels(soap, ApiGateway(parts.billing, settings, guard))
 
 
-def outbox_states(storage: Storage) -> list:
+def outbox_states(storage: Storage) -> list[tuple[str, str, int, object]]:
+    """(destination, state, items, oldest) of both outboxes: the ERP's, PMC's API's."""
     with storage.unit_of_work(read_only=True) as uow:
-        return uow.forwards.states()
+        return [("erp", *state) for state in uow.forwards.states()] + \
+            [("pmc", *state) for state in uow.pmc_deliveries.states()]
 
 
 def guard_for(settings: Settings, first_use: NonceCheck | None = None) -> Guard:

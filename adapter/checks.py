@@ -1,8 +1,8 @@
 """``pmc-adapter check-config``: is this configuration one the service can start and work
 with? Without starting it: the settings (file and environment) are loaded as ``serve``
 loads them, then every outside thing they name is tried -- files readable, TLS material
-loadable, the database reachable (and at which schema revision), each ERP's WSDL loadable
--- and the effective settings are printed with every secret masked.
+loadable, the database reachable (and at which schema revision), each ERP's WSDL loadable,
+each PMC collection API's echo answered -- and the effective settings are printed with every secret masked.
 """
 from __future__ import annotations
 
@@ -153,6 +153,29 @@ def check_erps(settings: Settings, load: Callable[[Any], None] | None = None) ->
     return found
 
 
+def check_pmc_apis(settings: Settings) -> list[Finding]:
+    """Each distinct PMC collection API: its ``echo`` answered, with our token."""
+    from adapter.errors import PmcError
+    from adapter.pmc.client import PmcDirectory
+
+    directory = PmcDirectory(settings)
+    found = []
+    seen: set[int] = set()
+    for biller in [""] + sorted(settings.known_billers):
+        what = f"PMC API of biller {biller}" if biller else "PMC API (global)"
+        api = directory.for_biller(biller)
+        if api is None or id(api) in seen:
+            continue
+        seen.add(id(api))
+        try:
+            api.echo("PING")
+        except PmcError as error:
+            found.append(Finding(what, f"{api.settings.url}: echo failed: {error}"))
+        else:
+            found.append(Finding(what, None, f"{api.settings.url}: echo answered"))
+    return found
+
+
 def _load_wsdl(connector) -> None:
     service = getattr(connector, "_service", None)
     if service is not None:
@@ -178,4 +201,5 @@ def cautions(settings: Settings) -> list[str]:
 
 
 def check_all(settings: Settings) -> list[Finding]:
-    return [*check_tls(settings), check_database(settings), *check_erps(settings)]
+    return [*check_tls(settings), check_database(settings), *check_erps(settings),
+            *check_pmc_apis(settings)]

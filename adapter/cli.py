@@ -1,10 +1,12 @@
 """``pmc-adapter``: the command line.
 
 ``serve`` brings the database schema up to date and serves the SOAP service
-with gunicorn, forwarding payments to the ERP from every worker (one machine
-needs one command). ``worker`` forwards without serving; ``forwards`` shows
-the outbox; ``import-fac`` loads a billing base file; ``import-cob`` loads the
-network's payment reports; ``erp-sim`` serves the bundled reference legacy ERP.
+with gunicorn, delivering the outboxes (payments to the ERP, invoices to PMC's
+collection API) from every worker (one machine needs one command). ``worker``
+delivers without serving; ``forwards`` shows an outbox; ``import-fac`` loads a
+billing base file; ``import-cob`` loads the network's payment reports; ``erp-sim``
+serves the bundled reference legacy ERP, ``pmc-sim`` a simulator of PMC's
+collection API.
 """
 from __future__ import annotations
 
@@ -66,17 +68,30 @@ def _worker(settings: Settings, args) -> int:
     parts = build(settings)
     upgrade_schema(parts.storage.engine)
     parts.erps.check()
-    if parts.forwarder is None:
-        print("pmc-adapter worker: no ERP is configured, nothing to forward", file=sys.stderr)
+    workers = parts.outboxes
+    if not workers:
+        print("pmc-adapter worker: no ERP and no PMC API is configured, nothing to deliver",
+              file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: parts.forwarder.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: parts.forwarder.request_stop())
-    parts.forwarder.run_forever(settings.forward_poll)
-    parts.forwarder.stop()  # the round in flight has ended: release what is still claimed
+
+    def stop(*_) -> None:
+        for worker in workers:
+            worker.request_stop()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.start(settings.forward_poll)
+    for worker in workers:
+        while worker.alive():  # a signal handler runs between two waits
+            worker.join(0.5)
+    for worker in workers:
+        worker.stop()  # the round in flight has ended: release what is still claimed
     return 0
 
 
 def _forwards(settings: Settings, args) -> int:
+    if args.to == "pmc":
+        return _pmc_deliveries(settings, args)
     from adapter.domain.model import utcnow
     from adapter.storage.uow import Storage
 
@@ -107,6 +122,40 @@ def _forwards(settings: Settings, args) -> int:
         print(f"{row.operation_id:<36} {row.biller_id:<7} {row.kind:<8} {state:<9} "
               f"{row.attempts:>5}  "
               f"{when:%Y-%m-%d %H:%M:%S}{'':<7} {detail}")
+    return 0
+
+
+def _pmc_deliveries(settings: Settings, args) -> int:
+    """``forwards --to pmc``: the outbox of PMC's collection API."""
+    from adapter.domain.model import utcnow
+    from adapter.storage.uow import Storage
+
+    storage = Storage(make_engine(settings.database_url))
+    if args.retry_now is not None:
+        with storage.unit_of_work() as uow:
+            released = uow.pmc_deliveries.retry_now(utcnow(), args.retry_now or None)
+            uow.commit()
+        print(f"{released} pending PMC deliveries due now"
+              + (f" (of invoices {', '.join(args.retry_now)})" if args.retry_now else ""))
+        return 0
+    status = "pending" if args.status == "failing" else args.status
+    with storage.unit_of_work(read_only=True) as uow:
+        rows = uow.pmc_deliveries.listing(status, limit=args.limit)
+    if args.status == "failing":
+        rows = [row for row in rows if row.attempts > 0]
+    if args.json:
+        print(json.dumps([{**row.__dict__, **{key: value.isoformat() for key, value in
+                                              row.__dict__.items() if hasattr(value, "isoformat")}}
+                          for row in rows], indent=2))
+        return 0
+    print(f"{'idFactura':<20} {'idCliente':<19} {'empresa':<7} {'kind':<6} {'state':<9} "
+          f"{'tries':>5}  {'next try / delivered (UTC)':<26} detail")
+    for row in rows:
+        state = "failing" if row.status == "pending" and row.attempts else row.status
+        when = row.delivered_at if row.status == "delivered" else row.next_attempt_at
+        detail = row.reference if row.status == "delivered" else (row.last_error or "")
+        print(f"{row.invoice_id:<20} {row.customer_id:<19} {row.biller_id:<7} {row.kind:<6} "
+              f"{state:<9} {row.attempts:>5}  {when:%Y-%m-%d %H:%M:%S}{'':<7} {detail}")
     return 0
 
 
@@ -483,6 +532,13 @@ def _upgrade(settings: Settings, args) -> int:
     return 0
 
 
+def _pmc_sim(_settings: None, args) -> int:
+    from adapter.pmc import simulator
+
+    simulator.serve(args.bind, args.token, args.state)
+    return 0
+
+
 def _erp_sim(_settings: None, args) -> int:
     from adapter import erpsim
 
@@ -516,17 +572,21 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--threads", type=int, help="threads per worker (default: 16)")
     serve.set_defaults(run=_serve)
 
-    worker = commands.add_parser("worker", help="forward stored payments to the ERP (no HTTP)")
+    worker = commands.add_parser("worker", help="deliver the outboxes (payments to the ERP, "
+                                 "invoices to PMC's API), without serving HTTP")
     worker.set_defaults(run=_worker)
 
-    forwards = commands.add_parser("forwards",
-                                   help="list payment and reversal forwards to the ERP")
+    forwards = commands.add_parser(
+        "forwards", help="list an outbox: payments and reversals to the ERP, or (--to pmc) "
+                         "invoices to PMC's collection API")
+    forwards.add_argument("--to", choices=["erp", "pmc"], default="erp",
+                          help="which outbox (default: the ERP's)")
     forwards.add_argument("--status", choices=["pending", "failing", "delivered", "rejected"])
     forwards.add_argument("--limit", type=int, default=100)
     forwards.add_argument("--json", action="store_true")
     forwards.add_argument("--retry-now", nargs="*", metavar="ID",
-                          help="make the pending forwards (all, or of these idOperacion) due "
-                               "now, whatever their backoff")
+                          help="make the pending items (all, or of these idOperacion; with "
+                               "--to pmc, of these idFactura) due now, whatever their backoff")
     forwards.set_defaults(run=_forwards)
 
     fac = commands.add_parser("import-fac", help="load a billing base file (FACnnnn.DDMMAA)")
@@ -599,9 +659,17 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--state", help="JSON file keeping received payments across restarts")
     sim.set_defaults(run=_erp_sim)
 
+    pmc_sim = commands.add_parser(
+        "pmc-sim", help="serve the bundled simulator of PMC's collection API")
+    pmc_sim.add_argument("--bind", default="127.0.0.1:8091")
+    pmc_sim.add_argument("--token", required=True,
+                         help="the Bearer token it accepts (the adapter's pmc_api_token)")
+    pmc_sim.add_argument("--state", help="JSON file keeping its invoices across restarts")
+    pmc_sim.set_defaults(run=_pmc_sim)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
-    if args.command == "erp-sim":  # a stand-in for another system: not the adapter's settings
+    if args.command in ("erp-sim", "pmc-sim"):  # stand-ins: not the adapter's settings
         return args.run(None, args)
     try:
         # --bind, --workers, --threads: checked as the same keys of the file are

@@ -41,6 +41,11 @@ Config file example::
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
     erp_timeout = 3.0
 
+    # PMC's collection API (optional): invoices created online are sent there
+    pmc_api_url = "https://recaudaciones.example/recaudaciones-api/v1"
+    pmc_api_token = "the-token-pmc-gave-the-biller"
+    pmc_api_timeout = 5.0
+
     # HTTPS (PEM files); unset = plain HTTP, e.g. behind a TLS-terminating proxy
     tls_cert = "/etc/pmc-adapter/cert.pem"
     tls_key = "/etc/pmc-adapter/key.pem"
@@ -132,6 +137,19 @@ class ErpSettings:
 
 
 @dataclass(frozen=True)
+class PmcApiSettings:
+    """PMC's collection API, where invoices created online are sent (adapter.pmc)."""
+
+    url: str | None = None  # e.g. https://recaudaciones.example/recaudaciones-api/v1
+    token: str | None = field(default=None, repr=False)  # sent as "Authorization: Bearer"
+    timeout: float = 5.0  # seconds for a whole call
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
 class FtpsSettings:
     """One account on the network's FTPS server of payment reports (adapter.cob_fetch)."""
 
@@ -177,6 +195,7 @@ class BillerSettings:
     reversal_cutoff_hour: int | None = None  # None: the global one
     erp: ErpSettings = ErpSettings()
     cob_ftp: FtpsSettings = FtpsSettings()
+    pmc_api: PmcApiSettings = PmcApiSettings()
 
 
 @dataclass(frozen=True)
@@ -215,6 +234,9 @@ class Settings:
     # ERP that failed is probed whatever the backoff (its backlog released when it answers).
     forward_concurrency: int = 4
     forward_probe: float = 10.0
+    # PMC's collection API of every biller without its own: invoices created online
+    # (AltaFactura) are sent there through its outbox (same poll, backoff and probe).
+    pmc_api: PmcApiSettings = PmcApiSettings()
     # How far ahead of this server's clock a payment may be dated and still be applied.
     clock_skew: float = 300.0
     # seconds a WS-Security PasswordDigest's Created may be from now (its nonce is
@@ -280,6 +302,11 @@ class Settings:
         """The ERP of one biller: its [billers.NNNN] section's over the global one."""
         section = self.billers.get(biller_id)
         return self.erp if section is None else section.erp
+
+    def pmc_api_for(self, biller_id: str) -> PmcApiSettings:
+        """PMC's collection API for one biller: its section's over the global one."""
+        section = self.billers.get(biller_id)
+        return self.pmc_api if section is None else section.pmc_api
 
     def cob_ftp_for(self, biller_id: str) -> FtpsSettings:
         """The FTPS account of one biller: its [billers.NNNN] section's over the global one."""
@@ -454,6 +481,20 @@ def _public_url(name: str, value: Any) -> str | None:
     return text
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _pmc_api_url(name: str, value: Any) -> str | None:
+    """An http(s) base URL; plain http only on this machine (the token would travel in
+    the clear): the bundled simulator, or a local TLS-terminating proxy."""
+    text = _public_url(name, value)
+    if text is not None and urlsplit(text).scheme == "http" \
+            and urlsplit(text).hostname not in LOOPBACK_HOSTS:
+        raise ConfigurationError(f"{name} must be https (its token would travel in the "
+                                 f"clear); plain http only to this machine; got {text!r}")
+    return text.rstrip("/") if text else None
+
+
 # -- the keys of each section -----------------------------------------------------
 # name -> (parser, default). The ERP and FTPS keys are the global ones in [adapter]
 # and a biller's own in [billers.NNNN].
@@ -466,6 +507,11 @@ ERP_KEYS: dict[str, tuple[Parser, Any]] = {
     "erp_username": (_optional_text, None),
     "erp_password": (_optional_text, None),
     "erp_options": (_table, {}),
+}
+PMC_API_KEYS: dict[str, tuple[Parser, Any]] = {
+    "pmc_api_url": (_pmc_api_url, None),
+    "pmc_api_token": (_access_token, None),
+    "pmc_api_timeout": (_positive_float, 5.0),
 }
 FTPS_KEYS: dict[str, tuple[Parser, Any]] = {
     "cob_ftp_host": (_optional_text, None),
@@ -498,6 +544,7 @@ ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
     "forward_retry_max": (_positive_float, 300.0),
     "forward_concurrency": (_positive_int, 4),
     "forward_probe": (_positive_float, 10.0),
+    **PMC_API_KEYS,
     "clock_skew": (_positive_float, 300.0),
     "wss_window": (_positive_float, 300.0),
     "public_wsdl": (_flag, False),
@@ -527,6 +574,7 @@ BILLER_KEYS: dict[str, tuple[Parser, Any]] = {
     "name": (_optional_text, None),
     "reversal_cutoff_hour": (_hour, None),
     **ERP_KEYS,
+    **PMC_API_KEYS,
     **FTPS_KEYS,
 }
 TABLES = ("adapter", "callers", "billers")
@@ -568,6 +616,15 @@ def _erp(values: Mapping[str, Any]) -> ErpSettings:
     fields_ = {key.removeprefix("erp_"): values[key] for key in ERP_KEYS}
     fields_["options"] = dict(fields_["options"])  # each connector its own copy
     return ErpSettings(**fields_)
+
+
+def _pmc_api(where: str, values: Mapping[str, Any]) -> PmcApiSettings:
+    settings = PmcApiSettings(**{key.removeprefix("pmc_api_"): values[key]
+                                 for key in PMC_API_KEYS})
+    if settings.url and not settings.token:
+        raise ConfigurationError(f"{where}: pmc_api_url needs pmc_api_token (PMC's API "
+                                 "takes no call without one)")
+    return settings
 
 
 def _ftps(values: Mapping[str, Any]) -> FtpsSettings:
@@ -658,7 +715,8 @@ def _billers(sections: Mapping[str, Any], globals_: Mapping[str, Any]) -> dict:
         billers[biller_id] = BillerSettings(
             biller_id=biller_id, name=given.get("name"),
             reversal_cutoff_hour=given.get("reversal_cutoff_hour"),
-            erp=_erp(merged), cob_ftp=_ftps(merged))
+            erp=_erp(merged), cob_ftp=_ftps(merged),
+            pmc_api=_pmc_api(f"[billers.{biller_id}]", merged))
     return billers
 
 
@@ -696,5 +754,5 @@ def load_settings(config_file: str | os.PathLike | None = None,
     return Settings(
         **{key: value for key, value in values.items() if key in own},
         served_billers=values["billers"],
-        erp=_erp(values), cob_ftp=_ftps(values),
+        erp=_erp(values), cob_ftp=_ftps(values), pmc_api=_pmc_api("[adapter]", values),
         callers=callers, billers=billers)

@@ -162,3 +162,15 @@ class ErpUnavailable(ErpError):
 
 class ErpRejected(ErpError):
     """The ERP answered, and refused: retrying will not help."""
+
+
+class PmcError(AdapterError):
+    """Talking to PMC's collection API failed."""
+
+
+class PmcUnavailable(PmcError):
+    """PMC's API did not answer in time, could not be reached, or failed: try again later."""
+
+
+class PmcRejected(PmcError):
+    """PMC's API answered, and refused: retrying will not help."""

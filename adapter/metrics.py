@@ -38,26 +38,31 @@ DATABASE_ERRORS = Counter("pmc_database_errors_total",
                           "Database operations that failed (unreachable, timeouts...)")
 
 
+Outbox = Callable[[], list[tuple[str, str, int, datetime | None]]]
+
+
 class _OutboxCollector:
-    def __init__(self, outbox: Callable[[], list[tuple[str, int, datetime | None]]]):
+    def __init__(self, outbox: Outbox):
         self._outbox = outbox
 
     def collect(self):
-        items = GaugeMetricFamily("pmc_outbox_items", "Items in the ERP outbox, by state "
-                                  "(pending: not tried yet; failing: tried and waiting)",
-                                  labels=["state"])
+        items = GaugeMetricFamily("pmc_outbox_items", "Items in an outbox, by destination (erp, "
+                                  "pmc: PMC's collection API) and state (pending: not tried "
+                                  "yet; failing: tried and waiting)",
+                                  labels=["destination", "state"])
         oldest = GaugeMetricFamily("pmc_outbox_oldest_seconds", "Age of the oldest item "
-                                   "waiting in the outbox, by state", labels=["state"])
+                                   "waiting in an outbox, by destination and state",
+                                   labels=["destination", "state"])
         now = time.time()
-        for state, count, since in self._outbox():
-            items.add_metric([state], count)
+        for destination, state, count, since in self._outbox():
+            items.add_metric([destination, state], count)
             if since is not None and state in ("pending", "failing"):
-                oldest.add_metric([state], max(0.0, now - since.timestamp()))
+                oldest.add_metric([destination, state], max(0.0, now - since.timestamp()))
         yield items
         yield oldest
 
 
-def exposition(outbox: Callable[[], list[tuple[str, int, datetime | None]]]) -> bytes:
+def exposition(outbox: Outbox) -> bytes:
     """The metrics of every process of this server, and the outbox's state now."""
     looked_up = CollectorRegistry()
     looked_up.register(_OutboxCollector(outbox))

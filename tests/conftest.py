@@ -61,7 +61,7 @@ def unique(prefix: str) -> str:
 # keeps the suite running while the other processes have nothing left to do.
 LONGEST_FIRST = ("test_outbox.py", "test_install.py", "test_observed.py", "test_erp.py",
                  "test_reversal.py", "test_reconciliation.py", "test_security.py",
-                 "test_contract.py", "test_api.py")
+                 "test_contract.py", "test_api.py", "test_pmc_api.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -267,8 +267,9 @@ def test_racing_forwarders_deliver_each_payment_once(pmc, base, erp, erp_server,
     # designed. Any other repeat would be two forwarders delivering it at once.
     logs = erp_server.log() + "".join((tmp_path / f"worker{n}.log").read_text()
                                       for n in range(2))
-    timed_out = {op: len(re.findall(rf"payment {op} not forwarded \(attempt \d+\), retry in "
-                                    r"[\d.]+ s: \w+: no complete answer within", logs))
+    timed_out = {op: len(re.findall(rf"payment {op} not delivered to the ERP \(attempt \d+\), "
+                                    r"retry in [\d.]+ s: \w+: no complete answer within",
+                                    logs))
                  for op in operations}
     assert {op: got["received"] - 1 for op, got in received.items() if got["received"] > 1
             and got["received"] - 1 > timed_out[op]} == {}

@@ -52,7 +52,8 @@ def test_metrics_count_what_every_worker_did(own_database, tmp_path):
         invalid = envelope("ConsultarDeuda", [("idEmpresa", "12"), ("idCliente", "X")])
         assert post(server, invalid, "ConsultarDeuda").status_code == 500
         assert post(server, query, "ConsultarDeuda", password="wrong").status_code == 500
-        wait_until(lambda: value(scrape(server), "pmc_outbox_items", state="failing") == 1,
+        wait_until(lambda: value(scrape(server), "pmc_outbox_items", destination="erp",
+                                 state="failing") == 1,
                    timeout=30, what="the payment failing to reach the down ERP")
         after = scrape(server)
 
@@ -72,7 +73,7 @@ def test_metrics_count_what_every_worker_did(own_database, tmp_path):
                     result="unavailable") >= 10
         assert grew("pmc_erp_call_seconds_count", operation="PostPayment",
                     result="unavailable") >= 1
-        assert value(after, "pmc_outbox_oldest_seconds", state="failing") >= 0
+        assert value(after, "pmc_outbox_oldest_seconds", destination="erp", state="failing") >= 0
     finally:
         stop_server(server)
 

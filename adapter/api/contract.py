@@ -1,4 +1,6 @@
-"""The JSON contract: ``openapi.json`` (OpenAPI 3.1), its schemas compiled once.
+"""The JSON contracts, their schemas compiled once: ``openapi.json`` (OpenAPI 3.1), the
+API this product serves to PMC, and ``pmc-collection.json``, PMC's collection API as
+this product calls it (:mod:`adapter.pmc`; the bundled simulator enforces it too).
 
 Every request body and every answer is validated against its schema with
 ``jsonschema`` (JSON Schema 2020-12, the dialect of OpenAPI 3.1). The document is
@@ -19,18 +21,19 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-DOCUMENT_URI = "urn:pmc-adapter:api:openapi.json"
+SERVED = "openapi.json"  # published at GET /api/v1/openapi.json
+COLLECTION = "pmc-collection.json"  # PMC's collection API, as called
 
 
 @functools.cache
-def document_bytes() -> bytes:
-    """The contract as published (``GET /api/v1/openapi.json``)."""
-    return resources.files(__package__).joinpath("openapi.json").read_bytes()
+def document_bytes(name: str = SERVED) -> bytes:
+    """A contract as published (``GET /api/v1/openapi.json`` for the served one)."""
+    return resources.files(__package__).joinpath(name).read_bytes()
 
 
 @functools.cache
-def document() -> dict[str, Any]:
-    return json.loads(document_bytes(), parse_float=Decimal)
+def document(name: str = SERVED) -> dict[str, Any]:
+    return json.loads(document_bytes(name), parse_float=Decimal)
 
 
 @functools.cache
@@ -51,17 +54,18 @@ _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @functools.cache
-def _validator(schema: str) -> Draft202012Validator:
+def _validator(schema: str, name: str) -> Draft202012Validator:
+    uri = f"urn:pmc-adapter:api:{name}"
     registry = Registry().with_resource(
-        DOCUMENT_URI, Resource.from_contents(document(), default_specification=DRAFT202012))
-    return _Validator({"$ref": f"{DOCUMENT_URI}#/components/schemas/{schema}"},
-                      registry=registry)
+        uri, Resource.from_contents(document(name), default_specification=DRAFT202012))
+    return _Validator({"$ref": f"{uri}#/components/schemas/{schema}"}, registry=registry)
 
 
-def problem(schema: str, instance: Any) -> str | None:
-    """What is wrong with ``instance`` against the contract's ``schema`` (the most
-    relevant error, naming the field), or None when it is valid."""
-    error = best_match(_validator(schema).iter_errors(instance))
+def problem(schema: str, instance: Any, document: str = SERVED) -> str | None:
+    """What is wrong with ``instance`` against the ``schema`` of a contract (the served
+    one unless ``document`` names another): the most relevant error, naming the field,
+    or None when it is valid."""
+    error = best_match(_validator(schema, document).iter_errors(instance))
     if error is None:
         return None
     where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}"

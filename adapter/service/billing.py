@@ -63,7 +63,9 @@ class BillingService:
                  concurrency: int = 8, clock_skew: timedelta = timedelta(0),
                  query_log: QueryLog | None = None,
                  reversal_cutoff: Callable[[str], int] = lambda biller_id:
-                 DEFAULT_REVERSAL_CUTOFF_HOUR):
+                 DEFAULT_REVERSAL_CUTOFF_HOUR,
+                 publishes: Callable[[str], bool] = lambda biller_id: False,
+                 on_invoice_published: Callable[[], None] = lambda: None):
         if clock_skew < timedelta(0):
             raise ValueError("clock_skew cannot be negative")
         self._storage = storage
@@ -76,6 +78,9 @@ class BillingService:
         self._on_payment_stored = on_payment_stored
         # a biller's reversal window: its payments' business day up to this hour
         self._reversal_cutoff = reversal_cutoff
+        # whether a biller's invoices created online go to PMC's collection API
+        self._publishes = publishes
+        self._on_invoice_published = on_invoice_published
         # ERP calls run here, so that a late one can be abandoned at its deadline. An
         # abandoned call lingers until its own timeout: room for two per request thread.
         self._erp_calls = ThreadPoolExecutor(max_workers=2 * concurrency,
@@ -284,25 +289,33 @@ class BillingService:
         return self._retrying(lambda: self._create_invoice_once(invoice))
 
     def _create_invoice_once(self, invoice: Invoice) -> Outcome:
+        """A new or changed invoice goes to PMC's API (where the biller has one) in the
+        same transaction: through the outbox, the answer does not wait for PMC."""
         if invoice.is_expired_on(business_day(self._clock())):
             return Outcome.EXPIRED
+        publish = self._publishes(invoice.biller_id)
         with self._storage.unit_of_work() as uow:
-            stored = self._store_invoice(uow, invoice)
+            stored, invoice_pk = self._store_invoice(uow, invoice)
+            if publish and stored in ("created", "replaced"):
+                uow.pmc_deliveries.enqueue(invoice.biller_id, invoice_pk, "add")
             uow.commit()
+        if publish and stored in ("created", "replaced"):
+            self._on_invoice_published()
         return Outcome.ALREADY_PAID if stored == "paid" else Outcome.OK
 
     @staticmethod
-    def _store_invoice(uow, invoice: Invoice) -> str:
+    def _store_invoice(uow, invoice: Invoice) -> tuple[str, int | None]:
         """Create or replace ``invoice``, unless it is paid or stored just so already;
-        says which: created, replaced, unchanged or paid."""
+        says which (created, replaced, unchanged or paid), with the key it is stored
+        under when it was written."""
         stored = uow.invoices.get(invoice.biller_id, invoice.customer_id, invoice.invoice_id,
                                   lock=True)
         if stored is not None and stored.paid:
-            return "paid"
+            return "paid", None
         if stored is not None and stored.same_terms_as(invoice):
-            return "unchanged"
-        uow.invoices.save(invoice)
-        return "created" if stored is None else "replaced"
+            return "unchanged", None
+        invoice_pk = uow.invoices.save(invoice)
+        return ("created" if stored is None else "replaced"), invoice_pk
 
     # -- the billing base (FAC file) ------------------------------------------------------
 
@@ -312,8 +325,8 @@ class BillingService:
         def attempt() -> dict[str, int]:
             counts = dict.fromkeys(("created", "replaced", "unchanged", "paid"), 0)
             with self._storage.unit_of_work() as uow:
-                for invoice in invoices:
-                    counts[self._store_invoice(uow, invoice)] += 1
+                for invoice in invoices:  # PMC has the billing base: nothing to publish
+                    counts[self._store_invoice(uow, invoice)[0]] += 1
                 uow.commit()
             return counts
         return self._retrying(attempt)

@@ -6,7 +6,8 @@ refuses a second one, whoever comes second.
 Applying one to an invoice marks that invoice paid (it must be open, of the same
 biller and currency, and the payment's amount one of its due-date amounts) and,
 with an ERP, tells it through the outbox to apply the payment -- which it already
-received, as unapplied -- to that invoice.
+received, as unapplied -- to that invoice; an invoice that was sent to PMC's
+collection API is withdrawn from it (remove_invoice), through its outbox.
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ class ObservedPayments:
                                     reason=reason, at=self._clock())
                 if invoice_pk is not None and self._erp_configured(payment.biller_id):
                     uow.forwards.enqueue(payment.pk, "resolution")
+                if invoice_pk is not None and uow.pmc_deliveries.was_added(invoice_pk):
+                    # paid here: PMC, which has it, must not collect it again
+                    uow.pmc_deliveries.enqueue(payment.biller_id, invoice_pk, "remove")
                 uow.commit()
         except Conflict:  # someone decided at the same moment
             with self._storage.unit_of_work(read_only=True) as uow:

@@ -275,6 +275,38 @@ class ForwardRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class PmcDeliveryRow(Base):
+    """The outbox of PMC's collection API: one row per thing to tell it about an invoice
+    created online (``kind`` 'add': the invoice as it is when delivered; 'remove': it
+    must leave PMC), written in the same transaction as the invoice. The rows of one
+    invoice are delivered in the order they were written (an add before its remove);
+    claimed with a lease, as the ERP's outbox is."""
+
+    __tablename__ = "pmc_deliveries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('add', 'remove')", name="kind"),
+        CheckConstraint("status IN ('pending', 'delivered', 'rejected')", name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered"),
+        Index("ix_pmc_deliveries_due", "status", "next_attempt_at"),  # what publishers poll
+        Index("ix_pmc_deliveries_invoice", "invoice_pk", "status"),  # the order per invoice
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    biller_id: Mapped[str] = mapped_column(String(4))
+    invoice_pk: Mapped[int] = mapped_column(ForeignKey("invoices.pk"))
+    kind: Mapped[str] = mapped_column(String(6))
+    status: Mapped[str] = mapped_column(String(9), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    reference: Mapped[str | None] = mapped_column(String(64))  # what PMC answered
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class ReportFileRow(Base):
     """A payment report file (COB) imported: one row per distinct content, so that the
     same file imported again is recognised, and a re-issue (same name, other content)

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import (Connection, Engine, and_, bindparam, case, exists, func, insert, or_,
+from sqlalchemy import (Connection, Engine, and_, bindparam, exists, func, insert,
                         select, update)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -21,8 +21,9 @@ from adapter.domain.reconciliation import NotifiedPayment
 from adapter import metrics
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
-from adapter.storage.orm import (DecisionRow, ForwardRow, InvoiceRow, PaymentRow, QueryRow,
-                                 ReportLineRow, ReversalRow)
+from adapter.storage.orm import (DecisionRow, ForwardRow, InvoiceRow, PaymentRow,
+                                 PmcDeliveryRow, QueryRow, ReportLineRow, ReversalRow)
+from adapter.storage.outbox import OutboxQueue
 from adapter.storage.reports import Reports
 
 
@@ -48,6 +49,7 @@ _PAYMENT_OF_OPERATION = select(_PAYMENTS).where(
     _PAYMENTS.c.operation_id == bindparam("k_operation"))
 _ADD_PAYMENT = insert(_PAYMENTS)
 _ADD_FORWARD = insert(ForwardRow.__table__)
+_ADD_PMC_DELIVERY = insert(PmcDeliveryRow.__table__)
 _REVERSALS = ReversalRow.__table__
 _REVERSAL_OF_OPERATION = select(_REVERSALS).where(
     _REVERSALS.c.biller_id == bindparam("k_biller"),
@@ -411,6 +413,14 @@ class ForwardTask:
     # a resolution: the invoice a person applied the (observed) payment to
     apply_to_invoice: str | None = None
 
+    @property
+    def pk(self) -> int:
+        return self.forward_pk
+
+    @property
+    def biller_id(self) -> str:
+        return self.notice.biller_id
+
 
 @dataclass(frozen=True)
 class ForwardState:
@@ -426,11 +436,11 @@ class ForwardState:
     claimed_by: str | None
 
 
-class Forwards:
+class Forwards(OutboxQueue):
     """The outbox of payments, and of their reversals, for the ERP."""
 
-    def __init__(self, transaction: _Transaction):
-        self._tx = transaction
+    row = ForwardRow
+    reference = "erp_reference"
 
     def enqueue(self, payment_pk: int, kind: str = "payment") -> None:
         """Forward the payment, or (``kind`` "reversal") its reversal."""
@@ -439,45 +449,17 @@ class Forwards:
             payment_pk=payment_pk, kind=kind, status="pending", attempts=0,
             next_attempt_at=now, created_at=now))
 
-    def claim_due(self, worker: str, now: datetime, lease_until: datetime,
-                  limit: int) -> list[ForwardTask]:
-        """Claim up to ``limit`` due forwards for ``worker``; each is claimed by one
-        worker only (a conditional UPDATE), until ``lease_until``. A reversal is due
-        only once its payment's forward is settled (delivered or rejected), so that the
-        ERP never hears of a reversal before its payment."""
-        return self._claim(worker, now, lease_until, limit, ForwardRow.next_attempt_at <= now,
-                           (ForwardRow.next_attempt_at, ForwardRow.pk))
+    def _held_back(self):
+        """A reversal (or resolution) is due only once its payment's forward is settled
+        (delivered or rejected), so that the ERP never hears of it before its payment."""
+        its_payment = aliased(ForwardRow)
+        return and_(ForwardRow.kind != "payment", exists().where(
+            its_payment.payment_pk == ForwardRow.payment_pk, its_payment.kind == "payment",
+            its_payment.status == "pending"))
 
-    def claim_oldest_failing(self, worker: str, now: datetime,
-                             lease_until: datetime) -> list[ForwardTask]:
-        """Claim the oldest item that failed before, whatever its backoff: a probe of
-        whether its ERP is back."""
-        return self._claim(worker, now, lease_until, 1, ForwardRow.attempts > 0,
-                           (ForwardRow.created_at, ForwardRow.pk))
-
-    def release_backlog(self, biller_id: str, now: datetime) -> int:
-        """Make the biller's failing items due now (its ERP answers again); how many."""
-        of_biller = select(PaymentRow.pk).where(PaymentRow.biller_id == biller_id)
-        return self._tx.session.execute(
-            update(ForwardRow)
-            .where(ForwardRow.status == "pending", ForwardRow.attempts > 0,
-                   ForwardRow.next_attempt_at > now, ForwardRow.payment_pk.in_(of_biller))
-            .values(next_attempt_at=now)).rowcount
-
-    def states(self) -> list[tuple[str, int, datetime | None]]:
-        """(state, items, oldest item's creation) per state: pending (never tried),
-        failing (tried, waiting for a retry), delivered, rejected."""
-        state = case((and_(ForwardRow.status == "pending", ForwardRow.attempts > 0), "failing"),
-                     else_=ForwardRow.status)
-        return [(row[0], row[1], row[2]) for row in self._tx.session.execute(
-            select(state, func.count(), func.min(ForwardRow.created_at)).group_by(state))]
-
-    def release_claims(self, worker: str) -> int:
-        """Give up ``worker``'s claims on what is still pending (it stops); how many."""
-        return self._tx.session.execute(
-            update(ForwardRow).where(ForwardRow.claimed_by == worker,
-                                     ForwardRow.status == "pending")
-            .values(claimed_by=None, claimed_until=None)).rowcount
+    def _of_biller(self, biller_id: str):
+        return ForwardRow.payment_pk.in_(
+            select(PaymentRow.pk).where(PaymentRow.biller_id == biller_id))
 
     def retry_now(self, now: datetime, operation_ids: list[str] | None = None) -> int:
         """Make pending items due now: all, or those of these operation IDs; how many."""
@@ -488,28 +470,7 @@ class Forwards:
                 select(PaymentRow.pk).where(PaymentRow.operation_id.in_(operation_ids))))
         return self._tx.session.execute(stmt.values(next_attempt_at=now)).rowcount
 
-    def _claim(self, worker: str, now: datetime, lease_until: datetime, limit: int,
-               eligible, order) -> list[ForwardTask]:
-        free = or_(ForwardRow.claimed_until.is_(None), ForwardRow.claimed_until < now)
-        its_payment = aliased(ForwardRow)
-        payment_unsettled = exists().where(its_payment.payment_pk == ForwardRow.payment_pk,
-                                           its_payment.kind == "payment",
-                                           its_payment.status == "pending")
-        candidates = self._tx.session.scalars(
-            select(ForwardRow.pk)
-            .where(ForwardRow.status == "pending", eligible, free,
-                   or_(ForwardRow.kind == "payment", ~payment_unsettled))
-            .order_by(*order).limit(limit)).all()
-        claimed = []
-        for pk in candidates:
-            result = self._tx.session.execute(
-                update(ForwardRow)
-                .where(ForwardRow.pk == pk, ForwardRow.status == "pending", free)
-                .values(claimed_by=worker, claimed_until=lease_until))
-            if result.rowcount == 1:
-                claimed.append(pk)
-        if not claimed:
-            return []
+    def _tasks(self, pks: list[int]) -> list[ForwardTask]:
         its_payment = aliased(ForwardRow)
         rows = self._tx.session.execute(
             select(ForwardRow, PaymentRow, ReversalRow, its_payment.status,
@@ -523,31 +484,13 @@ class Forwards:
             .outerjoin(DecisionRow, and_(ForwardRow.kind == "resolution",
                                          DecisionRow.payment_pk == ForwardRow.payment_pk))
             .outerjoin(InvoiceRow, InvoiceRow.pk == DecisionRow.invoice_pk)
-            .where(ForwardRow.pk.in_(claimed)).order_by(ForwardRow.pk)).all()
+            .where(ForwardRow.pk.in_(pks)).order_by(ForwardRow.pk)).all()
         return [ForwardTask(forward.pk, _notice_from_row(payment), payment.receipt_id,
                             forward.attempts,
                             None if reversal is None else _reversal_from_row(reversal),
                             None if reversal is None else reversal.reversal_id,
                             payment_status == "rejected", apply_to)
                 for forward, payment, reversal, payment_status, apply_to in rows]
-
-    def _finish(self, task: ForwardTask, worker: str, **values) -> bool:
-        result = self._tx.session.execute(
-            update(ForwardRow)
-            .where(ForwardRow.pk == task.forward_pk, ForwardRow.claimed_by == worker)
-            .values(claimed_by=None, claimed_until=None, attempts=ForwardRow.attempts + 1,
-                    **values))
-        return result.rowcount == 1
-
-    def delivered(self, task: ForwardTask, worker: str, reference: str | None) -> bool:
-        return self._finish(task, worker, status="delivered", erp_reference=reference,
-                            delivered_at=utcnow(), last_error=None)
-
-    def rejected(self, task: ForwardTask, worker: str, error: str) -> bool:
-        return self._finish(task, worker, status="rejected", last_error=error[:500])
-
-    def retry_later(self, task: ForwardTask, worker: str, error: str, at: datetime) -> bool:
-        return self._finish(task, worker, next_attempt_at=at, last_error=error[:500])
 
     def listing(self, status: str | None = None, limit: int = 1000) -> list[ForwardState]:
         stmt = (select(ForwardRow, PaymentRow)
@@ -559,6 +502,90 @@ class Forwards:
                              forward.attempts, forward.next_attempt_at, forward.last_error,
                              forward.erp_reference, forward.delivered_at, forward.claimed_by)
                 for forward, payment in self._tx.session.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class PmcTask:
+    """An invoice a publisher has claimed and must add to PMC (as it is now), or remove."""
+
+    pk: int
+    biller_id: str
+    kind: str  # add, remove
+    invoice: Invoice
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PmcDeliveryState:
+    biller_id: str
+    customer_id: str
+    invoice_id: str
+    kind: str  # add, remove
+    status: str  # pending, delivered, rejected
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    reference: str | None
+    delivered_at: datetime | None
+    claimed_by: str | None
+
+
+class PmcDeliveries(OutboxQueue):
+    """The outbox of invoices for PMC's collection API; one invoice's items go in the
+    order they were written."""
+
+    row = PmcDeliveryRow
+    reference = "reference"
+
+    def enqueue(self, biller_id: str, invoice_pk: int, kind: str) -> None:
+        """Add the invoice to PMC (as it will be when delivered), or remove it."""
+        now = utcnow()
+        self._tx.execute(_ADD_PMC_DELIVERY, dict(
+            biller_id=biller_id, invoice_pk=invoice_pk, kind=kind, status="pending",
+            attempts=0, next_attempt_at=now, created_at=now))
+
+    def was_added(self, invoice_pk: int) -> bool:
+        """Whether the invoice was (or is being) added to PMC."""
+        return self._tx.session.scalar(select(exists().where(
+            PmcDeliveryRow.invoice_pk == invoice_pk, PmcDeliveryRow.kind == "add",
+            PmcDeliveryRow.status != "rejected")))
+
+    def _held_back(self):
+        earlier = aliased(PmcDeliveryRow)
+        return exists().where(earlier.invoice_pk == PmcDeliveryRow.invoice_pk,
+                              earlier.pk < PmcDeliveryRow.pk, earlier.status == "pending")
+
+    def _of_biller(self, biller_id: str):
+        return PmcDeliveryRow.biller_id == biller_id
+
+    def _tasks(self, pks: list[int]) -> list[PmcTask]:
+        rows = self._tx.session.execute(
+            select(PmcDeliveryRow, InvoiceRow)
+            .join(InvoiceRow, InvoiceRow.pk == PmcDeliveryRow.invoice_pk)
+            .where(PmcDeliveryRow.pk.in_(pks)).order_by(PmcDeliveryRow.pk)).all()
+        return [PmcTask(delivery.pk, delivery.biller_id, delivery.kind,
+                        _invoice_from_row(invoice), delivery.attempts)
+                for delivery, invoice in rows]
+
+    def retry_now(self, now: datetime, invoice_ids: list[str] | None = None) -> int:
+        """Make pending items due now: all, or those of these invoice IDs; how many."""
+        stmt = update(PmcDeliveryRow).where(PmcDeliveryRow.status == "pending",
+                                            PmcDeliveryRow.next_attempt_at > now)
+        if invoice_ids:
+            stmt = stmt.where(PmcDeliveryRow.invoice_pk.in_(
+                select(InvoiceRow.pk).where(InvoiceRow.invoice_id.in_(invoice_ids))))
+        return self._tx.session.execute(stmt.values(next_attempt_at=now)).rowcount
+
+    def listing(self, status: str | None = None, limit: int = 1000) -> list[PmcDeliveryState]:
+        stmt = (select(PmcDeliveryRow, InvoiceRow.customer_id, InvoiceRow.invoice_id)
+                .join(InvoiceRow, InvoiceRow.pk == PmcDeliveryRow.invoice_pk)
+                .order_by(PmcDeliveryRow.pk.desc()).limit(limit))
+        if status is not None:
+            stmt = stmt.where(PmcDeliveryRow.status == status)
+        return [PmcDeliveryState(row.biller_id, customer_id, invoice_id, row.kind, row.status,
+                                 row.attempts, row.next_attempt_at, row.last_error,
+                                 row.reference, row.delivered_at, row.claimed_by)
+                for row, customer_id, invoice_id in self._tx.session.execute(stmt)]
 
 
 class Queries:
@@ -603,6 +630,7 @@ class UnitOfWork:
         self.payments = Payments(self._tx)
         self.reversals = Reversals(self._tx)
         self.forwards = Forwards(self._tx)
+        self.pmc_deliveries = PmcDeliveries(self._tx)
         self.reports = Reports(self._tx)
         self.queries = Queries(self._tx)
         return self
