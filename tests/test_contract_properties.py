@@ -234,6 +234,7 @@ any_char = st.one_of(
 ).filter(is_xml_char)
 line_char = any_char.filter(lambda c: c not in "\n\r")  # XSD's "."
 solid_char = any_char.filter(lambda c: c not in " \t\n\r")  # XSD's "\S"
+ascii_char = st.characters(min_codepoint=0x21, max_codepoint=0x7e)  # printable ASCII, no space
 
 
 def strings(alphabet, min_size=0, max_size=None):
@@ -245,7 +246,8 @@ XSD = contract.schema()
 # The id patterns this file generates, in the spellings the contract has used (to XSD,
 # \S and [^ \t\n\r] are the same class).
 PATTERNS = {"trimmed": ([r"\S(.*\S)?"], [r"[^ \t\n\r](.*[^ \t\n\r])?"]),
-            "solid": ([r"\S+"], [r"[^ \t\n\r]+"])}
+            "solid": ([r"\S+"], [r"[^ \t\n\r]+"]),
+            "ascii": ([r"[!-~]+"],)}
 
 
 def lengths(type_name: str) -> tuple[int, int]:
@@ -271,6 +273,8 @@ def id_strategy(type_name: str):
     low, high = lengths(type_name)
     if pattern_of(type_name) == "solid":
         return strings(solid_char, max(low, 1), high)
+    if pattern_of(type_name) == "ascii":
+        return strings(ascii_char, max(low, 1), high)
     return st.one_of(solid_char, st.tuples(solid_char, strings(line_char, max_size=high - 2),
                                            solid_char).map("".join))
 
@@ -406,10 +410,10 @@ def debt_queries(draw) -> Request:
 @st.composite
 def payment_notices(draw) -> Request:
     biller, customer, invoice = draw(biller_ids), draw(customer_ids), draw(invoice_ids)
-    # idOperacion (\S+) must be fresh in every example: a generated part and a unique
-    # one, in either order
-    assert pattern_of("IdOperacion") == "solid"
-    operation_part = draw(strings(solid_char, 0, lengths("IdOperacion")[1] - 13))
+    # idOperacion (printable ASCII) must be fresh in every example: a generated part and a
+    # unique one, in either order
+    assert pattern_of("IdOperacion") == "ascii"
+    operation_part = draw(strings(ascii_char, 0, lengths("IdOperacion")[1] - 13))
     unique_first = draw(st.booleans())
     token = uuid.uuid4().hex[:13]
     operation_id = token + operation_part if unique_first else operation_part + token
@@ -663,9 +667,10 @@ def test_a_due_date_and_amount_in_any_lexical_form_are_stored_as_their_values(
                                    "\u202f", "\ufeff"])
 def test_only_space_tab_cr_and_lf_are_whitespace_to_xsd_patterns(endpoint, space):
     # \S in an XSD pattern excludes [#x20\t\n\r] only: these characters may start or end
-    # an idCliente, idFactura or idOperacion.
+    # an idCliente or idFactura (an idOperacion is printable ASCII: they are refused there,
+    # see INVALID_VALUES).
     request = _payment(customer=f"{space}C{space}", invoice=f"{space}F",
-                       operation_id=f"OP{uuid.uuid4().hex}{space}")
+                       operation_id=f"OP{uuid.uuid4().hex}")
     check_answered(endpoint, request, PLAIN)
 
 
@@ -690,7 +695,8 @@ INVALID_VALUES = {
                   "C1 ", "\tC1", "C1\n", "C\n1", "C\r1"],
     "idFactura": [_too_long("IdFactura", "F"), _too_long("IdFactura", "\U0001f600"), "",
                   " F1", "F1\t", "F\n1"],
-    "idOperacion": [_too_long("IdOperacion", "O"), "", "OP 1", "OP\t1", " OP1", "OP1\n"],
+    "idOperacion": [_too_long("IdOperacion", "O"), "", "OP 1", "OP\t1", " OP1", "OP1\n",
+                    "OP\u00a01", "OP\u20281", "OP\u00851", "OP\u009b1", "OP\u00f11"],
     "idConsulta": [_too_long("IdConsulta", "Q"), "", "Q 1"],
     "importe": ["10.001", "-1", "-0.01", "1e3", "1,00", "", "abc", "1" * (TOTAL_DIGITS + 1),
                 "NaN", "INF", ". 5", "+-1", "0x10", "1.2.3", "\u0661\u0660"]

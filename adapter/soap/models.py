@@ -25,7 +25,7 @@ def optional(kind):
 IdEmpresa = Unicode(pattern="[0-9]{4}")
 IdCliente = Unicode(min_len=1, max_len=19, pattern=r"[^ \t\n\r](.*[^ \t\n\r])?")
 IdFactura = Unicode(min_len=1, max_len=20, pattern=r"[^ \t\n\r](.*[^ \t\n\r])?")
-IdOperacion = Unicode(min_len=1, max_len=36, pattern=r"[^ \t\n\r]+")
+IdOperacion = Unicode(min_len=1, max_len=36, pattern=r"[!-~]+")  # printable ASCII, no space
 IdConsulta = IdRecibo = IdAnulacion = IdOperacion
 Importe = Decimal(ge=0, le=decimal.Decimal("9999999999999.99"), total_digits=15, fraction_digits=2)
 Moneda = Unicode(values=["ARS", "USD"])
