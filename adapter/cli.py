@@ -90,57 +90,29 @@ def _worker(settings: Settings, args) -> int:
 
 
 def _forwards(settings: Settings, args) -> int:
-    if args.to == "pmc":
-        return _pmc_deliveries(settings, args)
+    """An outbox: the ERP's (payments by idOperacion), or PMC's API's (``--to pmc``:
+    invoices by idFactura)."""
     from adapter.domain.model import utcnow
     from adapter.storage.uow import Storage
 
-    if args.retry_now is not None:
-        with Storage(make_engine(settings.database_url)).unit_of_work() as uow:
-            released = uow.forwards.retry_now(utcnow(), args.retry_now or None)
-            uow.commit()
-        print(f"{released} pending forward(s) due now"
-              + (f" (of {', '.join(args.retry_now)})" if args.retry_now else ""))
-        return 0
-
-    status = "pending" if args.status == "failing" else args.status
-    with Storage(make_engine(settings.database_url)).unit_of_work() as uow:
-        rows = uow.forwards.listing(status, limit=args.limit)
-    if args.status == "failing":
-        rows = [row for row in rows if row.attempts > 0]
-    if args.json:
-        print(json.dumps([{**row.__dict__, **{key: value.isoformat() for key, value in
-                                              row.__dict__.items() if hasattr(value, "isoformat")}}
-                          for row in rows], indent=2))
-        return 0
-    print(f"{'idOperacion':<36} {'empresa':<7} {'kind':<8} {'state':<9} {'tries':>5}  "
-          f"{'next try / delivered (UTC)':<26} detail")
-    for row in rows:
-        state = "failing" if row.status == "pending" and row.attempts else row.status
-        when = row.delivered_at if row.status == "delivered" else row.next_attempt_at
-        detail = row.erp_reference if row.status == "delivered" else (row.last_error or "")
-        print(f"{row.operation_id:<36} {row.biller_id:<7} {row.kind:<8} {state:<9} "
-              f"{row.attempts:>5}  "
-              f"{when:%Y-%m-%d %H:%M:%S}{'':<7} {detail}")
-    return 0
-
-
-def _pmc_deliveries(settings: Settings, args) -> int:
-    """``forwards --to pmc``: the outbox of PMC's collection API."""
-    from adapter.domain.model import utcnow
-    from adapter.storage.uow import Storage
-
+    to_pmc = args.to == "pmc"
     storage = Storage(make_engine(settings.database_url))
+
+    def queue(uow):
+        return uow.pmc_deliveries if to_pmc else uow.forwards
+
     if args.retry_now is not None:
         with storage.unit_of_work() as uow:
-            released = uow.pmc_deliveries.retry_now(utcnow(), args.retry_now or None)
+            released = queue(uow).retry_now(utcnow(), args.retry_now or None)
             uow.commit()
-        print(f"{released} pending PMC deliveries due now"
-              + (f" (of invoices {', '.join(args.retry_now)})" if args.retry_now else ""))
+        what, named = ("PMC deliveries", "invoices ") if to_pmc else ("forward(s)", "")
+        print(f"{released} pending {what} due now"
+              + (f" (of {named}{', '.join(args.retry_now)})" if args.retry_now else ""))
         return 0
+
     status = "pending" if args.status == "failing" else args.status
     with storage.unit_of_work(read_only=True) as uow:
-        rows = uow.pmc_deliveries.listing(status, limit=args.limit)
+        rows = queue(uow).listing(status, limit=args.limit)
     if args.status == "failing":
         rows = [row for row in rows if row.attempts > 0]
     if args.json:
@@ -148,14 +120,20 @@ def _pmc_deliveries(settings: Settings, args) -> int:
                                               row.__dict__.items() if hasattr(value, "isoformat")}}
                           for row in rows], indent=2))
         return 0
-    print(f"{'idFactura':<20} {'idCliente':<19} {'empresa':<7} {'kind':<6} {'state':<9} "
-          f"{'tries':>5}  {'next try / delivered (UTC)':<26} detail")
+    if to_pmc:
+        heading, kind_width = f"{'idFactura':<20} {'idCliente':<19}", 6
+    else:
+        heading, kind_width = f"{'idOperacion':<36}", 8
+    print(f"{heading} {'empresa':<7} {'kind':<{kind_width}} {'state':<9} {'tries':>5}  "
+          f"{'next try / delivered (UTC)':<26} detail")
     for row in rows:
+        key = (f"{row.invoice_id:<20} {row.customer_id:<19}" if to_pmc
+               else f"{row.operation_id:<36}")
         state = "failing" if row.status == "pending" and row.attempts else row.status
         when = row.delivered_at if row.status == "delivered" else row.next_attempt_at
         detail = row.reference if row.status == "delivered" else (row.last_error or "")
-        print(f"{row.invoice_id:<20} {row.customer_id:<19} {row.biller_id:<7} {row.kind:<6} "
-              f"{state:<9} {row.attempts:>5}  {when:%Y-%m-%d %H:%M:%S}{'':<7} {detail}")
+        print(f"{key} {row.biller_id:<7} {row.kind:<{kind_width}} {state:<9} "
+              f"{row.attempts:>5}  {when:%Y-%m-%d %H:%M:%S}{'':<7} {detail}")
     return 0
 
 

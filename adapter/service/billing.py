@@ -293,13 +293,14 @@ class BillingService:
         same transaction: through the outbox, the answer does not wait for PMC."""
         if invoice.is_expired_on(business_day(self._clock())):
             return Outcome.EXPIRED
-        publish = self._publishes(invoice.biller_id)
+        publishes = self._publishes(invoice.biller_id)
         with self._storage.unit_of_work() as uow:
             stored, invoice_pk = self._store_invoice(uow, invoice)
-            if publish and stored in ("created", "replaced"):
+            published = publishes and stored in ("created", "replaced")
+            if published:
                 uow.pmc_deliveries.enqueue(invoice.biller_id, invoice_pk, "add")
             uow.commit()
-        if publish and stored in ("created", "replaced"):
+        if published:
             self._on_invoice_published()
         return Outcome.ALREADY_PAID if stored == "paid" else Outcome.OK
 

@@ -20,8 +20,8 @@ from adapter.domain.model import utcnow
 class OutboxQueue:
     """One outbox table. Subclasses say which table (``row``), which column keeps what
     the receiver answered (``reference``), what may not go yet (:meth:`_held_back`),
-    whose items are a biller's (:meth:`_of_biller`) and what a claimed item carries
-    (:meth:`_tasks`)."""
+    whose items are a biller's (:meth:`_of_biller`), which a person's IDs name
+    (:meth:`_named`) and what a claimed item carries (:meth:`_tasks`)."""
 
     row: ClassVar[Any]
     reference: ClassVar[str]
@@ -39,6 +39,10 @@ class OutboxQueue:
         raise NotImplementedError
 
     def _tasks(self, pks: list[int]) -> list:
+        raise NotImplementedError
+
+    def _named(self, ids: list[str]):
+        """A condition on ``row``: the items a person names by these IDs."""
         raise NotImplementedError
 
     # -- claiming ------------------------------------------------------------------------
@@ -80,6 +84,15 @@ class OutboxQueue:
             update(row).where(row.status == "pending", row.attempts > 0,
                               row.next_attempt_at > now, self._of_biller(biller_id))
             .values(next_attempt_at=now)).rowcount
+
+    def retry_now(self, now: datetime, ids: list[str] | None = None) -> int:
+        """Make pending items due now, whatever their backoff: all, or those ``ids`` name
+        (:meth:`_named`); how many."""
+        row = self.row
+        stmt = update(row).where(row.status == "pending", row.next_attempt_at > now)
+        if ids:
+            stmt = stmt.where(self._named(ids))
+        return self._tx.session.execute(stmt.values(next_attempt_at=now)).rowcount
 
     def release_claims(self, worker: str) -> int:
         """Give up ``worker``'s claims on what is still pending (it stops); how many."""

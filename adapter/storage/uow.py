@@ -435,6 +435,11 @@ class ForwardState:
     delivered_at: datetime | None
     claimed_by: str | None
 
+    @property
+    def reference(self) -> str | None:
+        """What the receiver answered (as :class:`PmcDeliveryState` names it)."""
+        return self.erp_reference
+
 
 class Forwards(OutboxQueue):
     """The outbox of payments, and of their reversals, for the ERP."""
@@ -461,14 +466,10 @@ class Forwards(OutboxQueue):
         return ForwardRow.payment_pk.in_(
             select(PaymentRow.pk).where(PaymentRow.biller_id == biller_id))
 
-    def retry_now(self, now: datetime, operation_ids: list[str] | None = None) -> int:
-        """Make pending items due now: all, or those of these operation IDs; how many."""
-        stmt = update(ForwardRow).where(ForwardRow.status == "pending",
-                                        ForwardRow.next_attempt_at > now)
-        if operation_ids:
-            stmt = stmt.where(ForwardRow.payment_pk.in_(
-                select(PaymentRow.pk).where(PaymentRow.operation_id.in_(operation_ids))))
-        return self._tx.session.execute(stmt.values(next_attempt_at=now)).rowcount
+    def _named(self, ids: list[str]):
+        """The items of these operation IDs."""
+        return ForwardRow.payment_pk.in_(
+            select(PaymentRow.pk).where(PaymentRow.operation_id.in_(ids)))
 
     def _tasks(self, pks: list[int]) -> list[ForwardTask]:
         its_payment = aliased(ForwardRow)
@@ -567,14 +568,10 @@ class PmcDeliveries(OutboxQueue):
                         _invoice_from_row(invoice), delivery.attempts)
                 for delivery, invoice in rows]
 
-    def retry_now(self, now: datetime, invoice_ids: list[str] | None = None) -> int:
-        """Make pending items due now: all, or those of these invoice IDs; how many."""
-        stmt = update(PmcDeliveryRow).where(PmcDeliveryRow.status == "pending",
-                                            PmcDeliveryRow.next_attempt_at > now)
-        if invoice_ids:
-            stmt = stmt.where(PmcDeliveryRow.invoice_pk.in_(
-                select(InvoiceRow.pk).where(InvoiceRow.invoice_id.in_(invoice_ids))))
-        return self._tx.session.execute(stmt.values(next_attempt_at=now)).rowcount
+    def _named(self, ids: list[str]):
+        """The items of these invoice IDs."""
+        return PmcDeliveryRow.invoice_pk.in_(
+            select(InvoiceRow.pk).where(InvoiceRow.invoice_id.in_(ids)))
 
     def listing(self, status: str | None = None, limit: int = 1000) -> list[PmcDeliveryState]:
         stmt = (select(PmcDeliveryRow, InvoiceRow.customer_id, InvoiceRow.invoice_id)
