@@ -404,33 +404,33 @@ def wait_until(condition, timeout: float = 30, interval: float = 0.1, what: str 
         time.sleep(interval)
 
 
-class ErpSim:
-    """`pmc-adapter erp-sim` in a subprocess, stoppable and restartable on its port."""
+class SimProcess:
+    """A bundled simulator (``pmc-adapter <command>``) in a subprocess, stoppable and
+    restartable on its port; subclasses give the command and its own arguments."""
 
-    def __init__(self, workdir: Path, rows: list[str]):
+    command: str
+
+    def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.csv = workdir / "erp-invoices.csv"
-        self.csv.write_text("\n".join([ERP_CSV_HEADER, *rows]) + "\n")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.log_path = workdir / f"{self.command}.log"
 
-    @property
-    def wsdl_url(self) -> str:
-        return self.base_url + "/erp?wsdl"
+    def arguments(self) -> list[str]:
+        raise NotImplementedError
 
-    def start(self, *extra: str) -> "ErpSim":
-        command = [str(Path(sys.executable).with_name("pmc-adapter")), "erp-sim",
-                   "--bind", f"127.0.0.1:{self.port}", "--invoices", str(self.csv),
-                   "--state", str(self.workdir / "erp-state.json"), *extra]
-        with open(self.workdir / "erp.log", "ab") as log:
+    def start(self, *extra: str):
+        command = [str(Path(sys.executable).with_name("pmc-adapter")), self.command,
+                   "--bind", f"127.0.0.1:{self.port}", *self.arguments(), *extra]
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._healthy, timeout=30, what="the ERP simulator to start")
+        wait_until(self._healthy, timeout=30, what=f"{self.command} to start")
         return self
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
-            raise RuntimeError((self.workdir / "erp.log").read_text())
+            raise RuntimeError(self.log_path.read_text())
         try:
             return requests.get(self.base_url + "/health", timeout=1).status_code == 200
         except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy: poll again
@@ -440,6 +440,24 @@ class ErpSim:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+class ErpSim(SimProcess):
+    """`pmc-adapter erp-sim`, knowing the invoices of ``rows``."""
+
+    command = "erp-sim"
+
+    def __init__(self, workdir: Path, rows: list[str]):
+        super().__init__(workdir)
+        self.csv = workdir / "erp-invoices.csv"
+        self.csv.write_text("\n".join([ERP_CSV_HEADER, *rows]) + "\n")
+
+    @property
+    def wsdl_url(self) -> str:
+        return self.base_url + "/erp?wsdl"
+
+    def arguments(self) -> list[str]:
+        return ["--invoices", str(self.csv), "--state", str(self.workdir / "erp-state.json")]
 
     def state(self) -> dict:
         return requests.get(self.base_url + "/_sim/state", timeout=10).json()

@@ -28,7 +28,7 @@ from adapter.storage.db import make_engine, upgrade_schema
 from adapter.storage.orm import PaymentRow
 from adapter.storage.uow import Storage
 
-from conftest import (TNS, ErpSim, envelope, erp_env, free_port, start_server, stop_server,
+from conftest import (TNS, ErpSim, SimProcess, envelope, erp_env, start_server, stop_server,
                       today, unique, wait_until)
 
 PMC_TOKEN = "pmc-collection-token-0123456789"
@@ -37,36 +37,17 @@ WEB = ("web", "web-password-1234")
 ADAPTER = Path(sys.executable).with_name("pmc-adapter")
 
 
-class PmcSim:
-    """`pmc-adapter pmc-sim` in a subprocess, stoppable and restartable on its port."""
+class PmcSim(SimProcess):
+    """`pmc-adapter pmc-sim`, taking PMC_TOKEN."""
 
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.api_url = self.base_url + "/recaudaciones-api/v1"
-        self.process: subprocess.Popen | None = None
+    command = "pmc-sim"
 
-    def start(self) -> "PmcSim":
-        command = [str(ADAPTER), "pmc-sim", "--bind", f"127.0.0.1:{self.port}",
-                   "--token", PMC_TOKEN, "--state", str(self.workdir / "pmc-state.json")]
-        with open(self.workdir / "pmc.log", "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._healthy, timeout=30, what="the PMC simulator to start")
-        return self
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/recaudaciones-api/v1"
 
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError((self.workdir / "pmc.log").read_text())
-        try:
-            return requests.get(self.base_url + "/health", timeout=1).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+    def arguments(self) -> list[str]:
+        return ["--token", PMC_TOKEN, "--state", str(self.workdir / "pmc-state.json")]
 
     def configure(self, fail_status: int = 0, latency_ms: int = 0) -> None:
         requests.post(self.base_url + "/_sim/config", timeout=10, json={
