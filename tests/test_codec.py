@@ -348,3 +348,15 @@ def test_a_codec_compiled_from_a_mutated_model_is_caught(mutate, model):
 
     compare()
     assert caught, f"{mutate.__name__} of {model.get_type_name()} went unnoticed"
+
+
+def test_what_the_compiler_does_not_know_is_left_to_spyne():
+    from spyne import XmlAttribute
+
+    with_attribute = _mutant(MODEL["EcoSolicitud"], [("mensaje", XmlAttribute(Unicode))])
+    with_default = _mutant(MODEL["EcoSolicitud"], [("mensaje", Unicode(default="hola"))])
+    for model in (with_attribute, with_default):
+        with pytest.raises(codec.NotCompilable):
+            codec.writer_for(OUT, model)
+    with pytest.raises(codec.NotCompilable):
+        codec.reader_for(IN, with_attribute)

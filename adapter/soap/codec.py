@@ -10,8 +10,8 @@ values, through spyne's own converters (the protocol's, ours included); the same
 elements, in the same order, with the same text.
 
 Nothing is written per operation: a model is compiled because it exists. A
-model using what this compiler does not know (XML attributes, polymorphism,
-aliases, defaults, sub-protocols, soft validation...) is not
+model using what this compiler does not know (XML attributes, aliases,
+defaults, sub-protocols, a polymorphic or soft-validating protocol...) is not
 compiled, and spyne's generic code reads and writes it, as before.
 ``tests/test_codec.py`` holds the proof: generated messages of every operation
 read and written both ways, compared value for value and as canonical XML.
@@ -23,7 +23,7 @@ from typing import Any, Callable
 from lxml import etree
 from spyne.model import ComplexModelBase
 from spyne.const.xml import DEFAULT_NS
-from spyne.model.complex import Array
+from spyne.model.complex import Array, XmlAttribute, XmlData
 from spyne.protocol.xml import XmlDocument
 
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
@@ -44,7 +44,6 @@ def _attributes(protocol: XmlDocument, cls) -> Any:
         ("exc", getattr(attrs, "exc", False)),
         ("read_only", getattr(attrs, "read_only", False)),
         ("a sub-protocol", getattr(attrs, "prot", None) is not None),
-        ("polymorphism", getattr(attrs, "polymorphic", False)),
     ) if bad]
     if unsupported:
         raise NotCompilable(f"{cls.__name__} has {', '.join(unsupported)}")
@@ -77,6 +76,8 @@ def message_tag(protocol: XmlDocument, cls) -> str:
 # -- reading ------------------------------------------------------------------
 
 def _simple_reader(protocol: XmlDocument, cls) -> Reader:
+    if issubclass(cls, (XmlAttribute, XmlData)):
+        raise NotCompilable(f"{cls.__name__} is an XML attribute or an element's text")
     handler = protocol.deserialization_handlers[cls]
     if handler == protocol.unicode_from_element:
         empty = ""  # spyne reads an empty string element as ''
