@@ -87,13 +87,8 @@ def _simple_reader(protocol: XmlDocument, cls) -> Reader:
         raise NotCompilable(f"{cls.__name__} is read by {handler.__name__}")
     convert = protocol._from_unicode_handlers[cls]
     empty_is_none = protocol.get_cls_attrs(cls).empty_is_none
-    xsi_type = protocol.parse_xsi_type
 
     def read(ctx, element: etree._Element):
-        if element.get(XSI_NIL):
-            return None
-        if xsi_type and element.get(XSI_TYPE) is not None:
-            return protocol.from_element(ctx, cls, element)  # spyne's, for the type named
         text = element.text
         if text is None:
             text = empty
@@ -109,13 +104,8 @@ def _simple_reader(protocol: XmlDocument, cls) -> Reader:
 def _array_reader(protocol: XmlDocument, cls) -> Reader:
     ((_key, member),) = cls._type_info.items()
     read_member = reader_for(protocol, member)
-    xsi_type = protocol.parse_xsi_type
 
     def read(ctx, element: etree._Element):
-        if element.get(XSI_NIL):
-            return None
-        if xsi_type and element.get(XSI_TYPE) is not None:
-            return protocol.from_element(ctx, cls, element)  # spyne's, for the type named
         return [read_member(ctx, child) for child in element]
 
     return read
@@ -132,13 +122,8 @@ def _complex_reader(protocol: XmlDocument, cls) -> Reader:
         member_attrs = _attributes(protocol, member)
         members[key] = (key, reader_for(protocol, member), member_attrs.max_occurs > 1)
     make = cls.get_deserialization_instance
-    xsi_type = protocol.parse_xsi_type
 
     def read(ctx, element: etree._Element):
-        if element.get(XSI_NIL):
-            return None
-        if xsi_type and element.get(XSI_TYPE) is not None:
-            return protocol.from_element(ctx, cls, element)  # spyne's, for the type named
         instance = make(ctx)
         for child in element:
             tag = child.tag
@@ -166,39 +151,36 @@ def reader_for(protocol: XmlDocument, cls) -> Reader:
     if protocol.validator is protocol.SOFT_VALIDATION:
         raise NotCompilable("soft validation checks while reading")
     if issubclass(cls, Array):
-        return _array_reader(protocol, cls)
-    if issubclass(cls, ComplexModelBase):
-        return _complex_reader(protocol, cls)
-    return _simple_reader(protocol, cls)
+        content = _array_reader(protocol, cls)
+    elif issubclass(cls, ComplexModelBase):
+        content = _complex_reader(protocol, cls)
+    else:
+        content = _simple_reader(protocol, cls)
+    xsi_type = protocol.parse_xsi_type
+
+    def read(ctx, element: etree._Element):
+        # what spyne's from_element does first, for every model
+        if element.get(XSI_NIL):
+            return None
+        if xsi_type and element.get(XSI_TYPE) is not None:
+            return protocol.from_element(ctx, cls, element)  # spyne's, for the type named
+        return content(ctx, element)
+
+    return read
 
 
 # -- writing ------------------------------------------------------------------
 
-def _nil(parent: etree._Element, tag: str) -> None:
-    etree.SubElement(parent, tag, {XSI_NIL: "true"})
-
-
 def _simple_writer(protocol: XmlDocument, cls) -> Writer:
-    if protocol.serialization_handlers[cls] != protocol.modelbase_to_parent:
-        raise NotCompilable(f"{cls.__name__} is written by "
-                            f"{protocol.serialization_handlers[cls].__name__}")
-    _attributes(protocol, cls)
     convert = protocol._to_unicode_handlers[cls]
 
     def write(parent: etree._Element, value, tag: str) -> None:
-        if value is None:
-            _nil(parent, tag)
-        else:
-            etree.SubElement(parent, tag).text = convert(cls, value)
+        etree.SubElement(parent, tag).text = convert(cls, value)
 
     return write
 
 
 def _complex_writer(protocol: XmlDocument, cls) -> Writer:
-    if protocol.serialization_handlers[cls] != protocol.complex_to_parent:
-        raise NotCompilable(f"{cls.__name__} is written by "
-                            f"{protocol.serialization_handlers[cls].__name__}")
-    _attributes(protocol, cls)
     members = []
     for key, member in _fields(cls):
         member_attrs = _attributes(protocol, member)
@@ -207,9 +189,6 @@ def _complex_writer(protocol: XmlDocument, cls) -> Writer:
     serialization_instance = cls.get_serialization_instance
 
     def write(parent: etree._Element, value, tag: str) -> None:
-        if value is None:
-            _nil(parent, tag)
-            return
         element = etree.SubElement(parent, tag)
         value = serialization_instance(value)  # an Array's list becomes its holder
         for key, member_tag, write_member, repeated, required in members:
@@ -227,6 +206,17 @@ def writer_for(protocol: XmlDocument, cls) -> Writer:
     """How ``protocol`` writes a value of model ``cls`` into a parent, compiled."""
     if protocol.polymorphic:
         raise NotCompilable("a polymorphic protocol writes xsi:type")
-    if issubclass(cls, ComplexModelBase):
-        return _complex_writer(protocol, cls)
-    return _simple_writer(protocol, cls)
+    complex_ = issubclass(cls, ComplexModelBase)
+    handler = protocol.serialization_handlers[cls]
+    if handler != (protocol.complex_to_parent if complex_ else protocol.modelbase_to_parent):
+        raise NotCompilable(f"{cls.__name__} is written by {handler.__name__}")
+    _attributes(protocol, cls)
+    content = (_complex_writer if complex_ else _simple_writer)(protocol, cls)
+
+    def write(parent: etree._Element, value, tag: str) -> None:
+        if value is None:  # as spyne's null_to_parent: the element, marked nil
+            etree.SubElement(parent, tag, {XSI_NIL: "true"})
+        else:
+            content(parent, value, tag)
+
+    return write

@@ -51,6 +51,8 @@ class ContractSoap11(Soap11):
         self.readers: dict[type, codec.Reader] = {}
         self.writers: dict[type, tuple[codec.Writer, str]] = {}
         self.not_compiled: dict[type, str] = {}  # model -> why
+        self._fault_tag, self._envelope_tag, self._body_tag = (
+            f"{{{self.ns_soap_env}}}{name}" for name in ("Fault", "Envelope", "Body"))
 
     def set_app(self, value):
         super().set_app(value)
@@ -100,18 +102,6 @@ class ContractSoap11(Soap11):
         if self.cleanup_namespaces:
             etree.cleanup_namespaces(ctx.out_document)
         self.event_manager.fire_event("after_serialize", ctx)
-
-    @property
-    def _fault_tag(self) -> str:
-        return f"{{{self.ns_soap_env}}}Fault"
-
-    @property
-    def _envelope_tag(self) -> str:
-        return f"{{{self.ns_soap_env}}}Envelope"
-
-    @property
-    def _body_tag(self) -> str:
-        return f"{{{self.ns_soap_env}}}Body"
 
     def datetime_from_unicode_iso(self, cls, string):
         match = _DATE_TIME.fullmatch(string)
