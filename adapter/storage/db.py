@@ -197,6 +197,19 @@ def _identity(path: str) -> _Identity | None:
 # for the service's database.
 _FIRST_OPENED: dict[str, _Identity] = {}
 _FILES: weakref.WeakKeyDictionary[Engine, _DatabaseFile] = weakref.WeakKeyDictionary()
+_OPEN_FILES: weakref.WeakSet[_DatabaseFile] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_files() -> None:
+    """At exit, close every SQLite file's connections. Registered when this module is
+    imported, before anything built on the storage registers its own exit (atexit runs
+    last-in first-out): an outbox worker's release of its claims and the query log's
+    last commit run first, on open connections (registered at a file's first
+    connection, this ran before them, and a claim in flight at SIGTERM stayed held)."""
+    for database in list(_OPEN_FILES):
+        database.close_all()
+
 
 RESTART_ADVICE = "the write is not acknowledged; restore the file, then stop and start the service"
 
@@ -241,9 +254,8 @@ class _DatabaseFile:
         if _identity(self.path) != before:  # replaced while it opened
             sqlite3.Connection.close(connection)
             self._lose("was replaced while a connection opened it")
-        if not self._connections:
-            atexit.register(self._close_all)
         self._connections.add(connection)
+        _OPEN_FILES.add(self)
         connection.pmc_database = self
         connection.pmc_identity = before
         connection.pmc_wal = _identity(self.wal_path)
@@ -307,7 +319,7 @@ class _DatabaseFile:
         lies at the path beside the new one."""
         self._kept.append(connection)
 
-    def _close_all(self) -> None:
+    def close_all(self) -> None:
         """At exit, close every connection to the file, the pool's idle ones too: the
         last to close checkpoints the ``-wal`` into its file and deletes it, and a
         ``-wal`` left at the path is refused by the next start if the file changed."""
