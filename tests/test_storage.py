@@ -193,3 +193,57 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_unnoticed(postgres_s
     assert read() == []  # the dead connection was pinged, found dead and replaced
     assert pings, "an idle connection was not pinged"
     engine.dispose()
+
+
+def test_a_new_notice_looks_up_what_came_before_in_one_statement(engine):
+    """A notice with no replay, no report twin and no early reversal (nearly all of them):
+    one statement asks for the three, then the invoice is read; the reversal and the
+    stored notice are read only when that statement says there is one."""
+    from sqlalchemy import event
+
+    from adapter.domain.model import ReversalNotice
+
+    storage = Storage(engine)
+    billing = BillingService(storage)
+    customer = unique("C")
+    with storage.unit_of_work() as uow:
+        uow.invoices.save(Invoice("1234", customer, "F1", Currency.ARS,
+                                  (DueDate(date.today() + timedelta(days=30),
+                                           Decimal("10.00")),), Origin.BILLING_BASE))
+        uow.commit()
+    selects: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    now = datetime.now(timezone.utc)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        operation = unique("OP")
+        answer = billing.record_payment(PaymentNotice(
+            "1234", operation, customer, "F1", Decimal("10.00"), Currency.ARS, now))
+        fresh = list(selects)
+        selects.clear()
+        billing.record_payment(PaymentNotice(
+            "1234", operation, customer, "F1", Decimal("10.00"), Currency.ARS, now))
+        replayed = list(selects)
+        selects.clear()
+        late = unique("OP")
+        billing.reverse_payment(ReversalNotice("1234", late, customer, "F1",
+                                               Decimal("10.00"), Currency.ARS, now))
+        selects.clear()
+        billing.record_payment(PaymentNotice(
+            "1234", late, customer, "F1", Decimal("10.00"), Currency.ARS, now))
+        after_reversal = list(selects)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert answer.outcome is Outcome.OK
+    locks = 1 if engine.dialect.name == "postgresql" else 0
+    assert len(fresh) == locks + 2, fresh  # what came before, the invoice
+    assert "reversals" in fresh[locks] and "report_lines" in fresh[locks]
+    # a replay reads the stored notice; a notice whose reversal came first, the reversal
+    assert len(replayed) == locks + 2, replayed
+    assert len(after_reversal) == locks + 3, after_reversal
+    assert any(s.lstrip().upper().startswith("SELECT") and "FROM reversals" in s
+               for s in after_reversal[locks + 1:])

@@ -178,10 +178,11 @@ class BillingService:
                              from_erp: Invoice | None) -> PaymentAnswer:
         with self._storage.unit_of_work() as uow:
             uow.lock_operation(notice.biller_id, notice.operation_id)
-            replayed = self._replay_answer(uow, notice)
+            before = uow.precedents(notice)
+            replayed = self._replay_answer(uow, notice) if before.stored else None
             if replayed is not None:
                 return replayed
-            twin = uow.payments.reported_twin(notice)
+            twin = before.twin_pk
             if twin is not None:  # already recorded from the report: applied once, by it
                 receipt_id = new_receipt_id(self._clock())
                 uow.payments.add(notice, Outcome.OK, receipt_id, None, covered_by_pk=twin)
@@ -197,7 +198,8 @@ class BillingService:
             now = self._clock()
             outcome = judge_payment(notice, invoice, now=now, skew=self._clock_skew)
             # a reversal that came first: judged as it would have been on arrival
-            early = uow.reversals.get(notice.biller_id, notice.operation_id)
+            early = uow.reversals.get(notice.biller_id, notice.operation_id) \
+                if before.pending_reversal else None
             reversal_outcome = None
             if early is not None and early.state is ReversalState.PENDING:
                 reversal_outcome = judge_reversal(
