@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_wrk.py [--duration 10] [--connections 16] [--threads 2]
                                           [--workers 2] [--skip-postgres] [--skip-both]
+                                          [--erp-latency-ms 50]
 
 What it measures: the throughput (req/s), the latency percentiles (p50/p95/p99,
 from wrk's own latency histogram), the server's own CPU time per request (user +
@@ -26,9 +27,15 @@ All three run under gunicorn with the product's settings (worker class, --worker
 Every InformarPago carries a new idOperacion (run tag, wrk thread, counter) and pays
 the next unpaid invoice; once the pool is used up it pays invoices already paid,
 answered with code 4 (still a stored notice): the table counts answers by code.
+``payment_notify``, PMC's JSON API's notice (InformarPago's twin, onto the same use
+case), is measured on the adapters only, over the same pool of invoices; its
+"x bare" is against bare spyne's InformarPago.
 Runs are interleaved (bare, sqlite, postgres, sqlite/xs, and again --rounds times); a run
 counts as errors the non-200 answers, the SOAP faults and wrk's socket errors.
 After each run the RSS of the gunicorn workers (their sum, from /proc) is taken.
+With --erp-latency-ms, the adapters ask the bundled legacy ERP too (its own
+process, no invoices, answering after that many ms): how a gunicorn shape
+(--workers x --server-threads) holds up when requests wait on the ERP.
 wrk is installed with apt-get when missing. Every process started and the
 PostgreSQL database are cleaned up at the end, also on Ctrl-C.
 """
@@ -67,6 +74,11 @@ SOAP_PREFIX = ('<?xml version="1.0" encoding="UTF-8"?>'
                '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
                'xmlns:p="urn:pmc-adapter:empresa:v1"><soap:Body>')
 SOAP_SUFFIX = "</soap:Body></soap:Envelope>"
+# PMC's JSON API's notice (InformarPago's twin): the adapter only; its "x bare" is
+# against bare spyne's InformarPago
+JSON_NOTICE = "payment_notify"
+PAYING = ("InformarPago", JSON_NOTICE)
+OPERATIONS = ("ConsultarDeuda", "InformarPago", JSON_NOTICE)
 
 # One Lua script for both operations; wrk passes it the arguments after "--".
 #   debt    NTHREADS CUSTOMERS
@@ -98,6 +110,9 @@ function init(args)
       bodies[c + 1] = PREFIX .. "<p:ConsultarDeuda><p:idEmpresa>__BILLER__</p:idEmpresa>"
         .. "<p:idCliente>D" .. c .. "</p:idCliente></p:ConsultarDeuda>" .. SUFFIX
     end
+  elseif mode == "notify" then
+    headers = {["Content-Type"] = "application/json"}
+    offset, pool, tag, paid_at = tonumber(args[3]), tonumber(args[4]), args[5], args[6]
   else
     headers["SOAPAction"] = '"InformarPago"'
     offset, pool, tag, paid_at = tonumber(args[3]), tonumber(args[4]), args[5], args[6]
@@ -111,6 +126,13 @@ function request()
   local body
   if mode == "debt" then
     body = bodies[slot % #bodies + 1]
+  elseif mode == "notify" then
+    local index = (offset + slot) % pool
+    body = '{"access_token": "-", "company_id": "__BILLER__", "operation_id": "'
+      .. tag .. "-" .. tid .. "-" .. k .. '", "customer_id": "P' .. math.floor(index / 3)
+      .. '", "invoice_id": "F' .. (index % 3 + 1) .. '", "amount": "__AMOUNT__", '
+      .. '"currency": "ARS", "payment_date": "' .. paid_at .. '"}'
+    return wrk.format("POST", "/api/v1/payment_notify", headers, body)
   else
     local index = (offset + slot) % pool
     body = PREFIX .. "<p:InformarPago><p:idEmpresa>__BILLER__</p:idEmpresa>"
@@ -128,7 +150,8 @@ function response(status, hdrs, body)
   if status ~= 200 then non200 = non200 + 1 end
   body = body or ""
   if string.find(body, "Fault>", 1, true) then faults = faults + 1 end
-  local code = string.match(body, "codigoRespuesta>(%d+)<") or "none"
+  local code = string.match(body, "codigoRespuesta>(%d+)<")
+    or string.match(body, '"code": *"(%d+)"') or "none"
   codes[code] = (codes[code] or 0) + 1
   local _, tags = string.gsub(body, "idFactura>", "")
   invoices = invoices + tags / 2
@@ -262,14 +285,34 @@ def start_bare(workdir: Path, workers: int, threads: int, running: list) -> Targ
     return Target("bare", process, url, log)
 
 
-def start_product(name: str, database_url: str, workdir: Path, workers: int, threads: int,
-                  running: list, validation: str = "libxml2") -> Target:
+def start_erp(workdir: Path, latency_ms: int, running: list) -> str:
+    """The bundled legacy ERP (no invoices of its own: every answer is "none here",
+    after ``latency_ms``); its WSDL's URL."""
     port = free_port()
+    invoices = workdir / "erp.csv"
+    invoices.write_text("cliente,factura,moneda,vencimiento1,importe1,vencimiento2,"
+                        "importe2,vencimiento3,importe3\n")
+    process, log = start_process("erp", [
+        CLI, "erp-sim", "--bind", f"127.0.0.1:{port}", "--invoices", str(invoices),
+        "--latency-ms", str(latency_ms)], workdir, {"PMC_ADAPTER_LOG_LEVEL": "warning"})
+    running.append(process)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(process, lambda: requests.get(base + "/erp?wsdl", timeout=2).status_code == 200,
+               log)
+    return base + "/erp?wsdl"
+
+
+def start_product(name: str, database_url: str, workdir: Path, workers: int, threads: int,
+                  running: list, validation: str = "libxml2",
+                  erp_wsdl: str | None = None) -> Target:
+    port = free_port()
+    erp = {"PMC_ADAPTER_ERP_WSDL": erp_wsdl, "PMC_ADAPTER_ERP_TIMEOUT": "3"} if erp_wsdl \
+        else {}
     process, log = start_process(name, [
         CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         "--threads", str(threads)], workdir, {
         "PMC_ADAPTER_DATABASE_URL": database_url, "PMC_ADAPTER_LOG_LEVEL": "warning",
-        "PMC_ADAPTER_VALIDATION": validation})
+        "PMC_ADAPTER_VALIDATION": validation, **erp})
     running.append(process)
     base = f"http://127.0.0.1:{port}"
     wait_ready(process, lambda: requests.get(base + "/health", timeout=2).status_code == 200, log)
@@ -363,8 +406,9 @@ def run_wrk(wrk: str, script: Path, target: Target, args, lua_args: list[str],
 def lua_arguments(operation: str, target: Target, args, paid_at: str, round_: int) -> list:
     if operation == "ConsultarDeuda":
         return ["debt", args.threads, args.customers]
+    mode = "notify" if operation == JSON_NOTICE else "payment"
     tag = f"{target.name[:2]}{round_}{uuid.uuid4().hex[:8]}"
-    return ["payment", args.threads, target.payments_sent, args.payment_customers * 3, tag, paid_at]
+    return [mode, args.threads, target.payments_sent, args.payment_customers * 3, tag, paid_at]
 
 
 def measure(wrk: str, script: Path, target: Target, operation: str, args, paid_at: str,
@@ -373,7 +417,7 @@ def measure(wrk: str, script: Path, target: Target, operation: str, args, paid_a
     cpu_before = server_cpu_seconds(target.process.pid)
     result = run_wrk(wrk, script, target, args, lua_args, args.duration)
     cpu = server_cpu_seconds(target.process.pid) - cpu_before
-    if operation == "InformarPago":
+    if operation in PAYING:
         target.payments_sent += result["max_counter"] * args.threads
     result["cpu_ms"] = cpu * 1e3 / max(1, result["requests"])
     result["rss_mib"] = worker_rss_mib(target.process.pid)
@@ -393,14 +437,15 @@ def warm_up(wrk: str, script: Path, targets: list[Target], operation: str, args,
     for target in targets:
         lua_args = lua_arguments(operation, target, args, paid_at, 0)
         result = run_wrk(wrk, script, target, args, lua_args, args.warmup)
-        if operation == "InformarPago":
+        if operation in PAYING:
             target.payments_sent += result["max_counter"] * args.threads
 
 
 # -- report ---------------------------------------------------------------------
 
 def print_table(operation: str, targets: list[Target]) -> None:
-    bare = targets[0].results.get(operation, [])
+    bare = targets[0].results.get("InformarPago" if operation == JSON_NOTICE else operation,
+                                  [])
     bare_rps = statistics.median(r["req_s"] for r in bare) if bare else None
     print(f"\n{operation} (median over rounds; latency in ms; CPU = the server's own, "
           f"per request; RSS = sum of the workers)")
@@ -449,6 +494,9 @@ def parse_args():
                         help="no sqlite/xs run (validation = \"both\")")
     parser.add_argument("--postgres-url", default=os.environ.get(
         "PMC_ADAPTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--erp-latency-ms", type=int, default=None,
+                        help="the adapters ask the bundled ERP too, which answers after this "
+                             "many ms (every debt query and notice waits for it)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder")
     return parser.parse_args()
 
@@ -480,16 +528,22 @@ def main() -> int:
             pg_url = None if args.skip_postgres else stack.enter_context(
                 postgres_database(args.postgres_url))
             stack.callback(lambda: [stop(p) for p in reversed(running)])
+            erp_wsdl = None
+            if args.erp_latency_ms is not None:
+                erp_wsdl = start_erp(workdir, args.erp_latency_ms, running)
+                print(f"the adapters ask the bundled ERP ({args.erp_latency_ms} ms a call); "
+                      f"bare spyne asks nobody")
             targets = [start_bare(workdir, args.workers, args.server_threads, running),
                        start_product("sqlite", f"sqlite:///{workdir}/bench.sqlite3", workdir,
-                                     args.workers, args.server_threads, running)]
+                                     args.workers, args.server_threads, running,
+                                     erp_wsdl=erp_wsdl)]
             if pg_url:
                 targets.append(start_product("postgres", pg_url, workdir, args.workers,
-                                             args.server_threads, running))
+                                             args.server_threads, running, erp_wsdl=erp_wsdl))
             if not args.skip_both:  # xmlschema deciding every message too, beside the default
                 targets.append(start_product("sqlite/xs", f"sqlite:///{workdir}/both.sqlite3",
                                              workdir, args.workers, args.server_threads,
-                                             running, validation="both"))
+                                             running, validation="both", erp_wsdl=erp_wsdl))
             print("seeding through AltaFactura:", flush=True)
             customers = ([f"D{i}" for i in range(args.customers)]
                          + [f"P{i}" for i in range(args.payment_customers)])
@@ -498,14 +552,15 @@ def main() -> int:
             print(f"InformarPago pays invoices of P0..P{args.payment_customers - 1} in order; "
                   "past the pool's end it pays them again: code 4 (already paid), still stored")
             script = write_lua(workdir)
-            for operation in ("ConsultarDeuda", "InformarPago"):
+            for operation in OPERATIONS:
                 print(f"{operation}:", flush=True)
-                warm_up(wrk, script, targets, operation, args, paid_at)
+                serving = targets[1:] if operation == JSON_NOTICE else targets
+                warm_up(wrk, script, serving, operation, args, paid_at)
                 for round_ in range(1, args.rounds + 1):
-                    for target in targets:
+                    for target in serving:
                         target.results.setdefault(operation, []).append(
                             measure(wrk, script, target, operation, args, paid_at, round_))
-            for operation in ("ConsultarDeuda", "InformarPago"):
+            for operation in OPERATIONS:
                 print_table(operation, targets)
         return 0
     except KeyboardInterrupt:
