@@ -139,11 +139,11 @@ def _forwards(settings: Settings, args) -> int:
 
 def _import_fac(settings: Settings, args) -> int:
     from adapter.app import build
-    from adapter.fac import InvalidFacFile, parse_fac
+    from adapter.fac import ENCODING, InvalidFacFile, read_fac
 
     try:
-        with open(args.file, encoding="latin-1") as handle:
-            fac = parse_fac(handle.read())
+        with open(args.file, encoding=ENCODING) as handle:
+            fac = read_fac(handle)
     except OSError as error:
         print(f"pmc-adapter import-fac: {error}", file=sys.stderr)
         return 2

@@ -1,23 +1,30 @@
-"""The billing base file ("FAC"): fixed-width records of 280 characters.
+"""The billing base file ("FAC"): fixed-width records of 280 characters, CRLF.
 
-All knowledge of the format lives here. A file ``FACnnnn.DDMMAA`` holds:
+All knowledge of the format lives here, in the layout the network reads (DOMAIN.md, "Billing
+base file"; the public WHMCS gateway module for PMC writes it so). Positions 1-based:
 
-* a header: ``0``, ``400``, the biller number (4), the file date ``YYYYMMDD``;
-* detail records: ``5``, client ID (19, left-aligned), invoice ID (20),
-  currency (1: ``0`` pesos, ``1`` dollars), three due dates, each
-  ``YYYYMMDD`` + amount (11 digits, 2 implied decimals; unused ones all
-  zeros), ticket message (40), screen message (15), barcode (60);
-* a trailer: ``9400``, the biller number, the file date, the number of detail
-  records (7) and the total of their first due-date amounts (16, 2 implied
-  decimals).
+* header: ``0``; ``400`` at 2-4; the biller at 5-8; the file date ``YYYYMMDD`` at 9-16;
+  zeros to 280;
+* detail: ``5``; client ID at 2-20 (19, left-aligned, spaces); invoice ID at 21-40 (20);
+  currency at 41 (``0`` pesos, ``1`` dollars); three groups of due date ``YYYYMMDD`` and
+  amount (11 digits, 2 implied decimals) at 42-98, an unused one all zeros; zeros at 99-117;
+  the client reference at 118-136 (19: the client ID again); ticket message at 137-176
+  (40); screen message at 177-191 (15); barcode at 192-251 (60, spaces when none); zeros
+  at 252-280;
+* trailer: ``9400``; the biller at 5-8; the date at 9-16; the detail count at 17-23 (7);
+  zeros at 24-30; the total of the first amounts at 31-46 (16, 2 implied decimals); zeros
+  to 280 (the COB trailer's shape: count, 7 of filler, total).
 
-Every record is padded with zeros to 280 characters. A file whose header or
-trailer is wrong is refused whole; a detail record that cannot be read is
-rejected alone (with its line and reason, as PMC's rejection file lists
-them) and the rest imported.
+A file whose header or trailer is wrong is refused whole (:class:`InvalidFacFile`); one
+whose trailer is in the layout an earlier reading of the network's page had (the total at
+24-39, no filler) is refused with a message that says so. A detail record that cannot be
+read is rejected alone (with its line and reason, as PMC's rejection file lists them) and
+the rest imported. Our reading of the fillers: zeros, or spaces (a writer padding with
+blanks); anything else there rejects the record (a ticket message at 99 is the old layout).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -28,11 +35,52 @@ from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.errors import ClientError, InvalidInvoice
 
 RECORD_LENGTH = 280
+ENCODING = "latin-1"
+LINE_END = "\r\n"
+CODE = "400"
 CURRENCIES = {"0": Currency.ARS, "1": Currency.USD}
 CURRENCY_CODES = {currency: code for code, currency in CURRENCIES.items()}
 DUE_GROUPS = 3
 GROUP = 19  # YYYYMMDD + 11 digits
 NO_DATE = "00000000"
+MAX_AMOUNT = Decimal("999999999.99")  # 11 digits, 2 implied decimals
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    start: int  # 0-based
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    def of(self, record: str) -> str:
+        return record[self.start:self.end]
+
+    def where(self) -> str:
+        """1-based positions, as the layout's table gives them."""
+        return f"{self.start + 1}-{self.end}"
+
+
+# detail record
+CUSTOMER = _Field("client ID", 1, 19)
+INVOICE = _Field("invoice ID", 20, 20)
+CURRENCY = _Field("currency", 40, 1)
+DUE = _Field("due dates", 41, DUE_GROUPS * GROUP)
+DETAIL_FILLER = _Field("filler", 98, 19)
+REFERENCE = _Field("client reference", 117, 19)
+TICKET = _Field("ticket message", 136, 40)
+SCREEN = _Field("screen message", 176, 15)
+BARCODE = _Field("barcode", 191, 60)
+DETAIL_END_FILLER = _Field("filler", 251, 29)
+FIRST_AMOUNT = _Field("first amount", 41 + 8, 11)
+# trailer
+COUNT = _Field("count", 16, 7)
+TRAILER_FILLER = _Field("filler", 23, 7)
+TOTAL = _Field("total", 30, 16)
+OLD_TOTAL = _Field("total", 23, 16)  # where the earlier, wrong reading had it
 
 
 class InvalidFacFile(ClientError):
@@ -67,91 +115,183 @@ def _cents(text: str) -> Decimal:
     return amount
 
 
+def _blank(text: str) -> bool:
+    """A filler as we read it: zeros or spaces."""
+    return not text.strip("0 ")
+
+
 def _detail(record: str, biller_id: str) -> Invoice:
-    customer, invoice_id = record[1:20].strip(), record[20:40].strip()
-    if not customer or not invoice_id:
+    customer, invoice_id = CUSTOMER.of(record).rstrip(" "), INVOICE.of(record).rstrip(" ")
+    if not customer.strip() or not invoice_id.strip():
         raise ValueError("client ID and invoice ID are required")
-    for field, value in (("client ID", customer), ("invoice ID", invoice_id),
-                         ("ticket message", record[98:138]), ("screen message", record[138:153])):
+    ticket, screen = TICKET.of(record).rstrip(" "), SCREEN.of(record).rstrip(" ")
+    for field, value in ((CUSTOMER, customer), (INVOICE, invoice_id),
+                         (REFERENCE, REFERENCE.of(record)), (TICKET, ticket),
+                         (SCREEN, screen), (BARCODE, BARCODE.of(record))):
         control = control_character(value)
         if control is not None:
-            raise ValueError(f"the {field} holds the control character {control}")
-    if record[40] not in CURRENCIES:
-        raise ValueError(f"currency {record[40]!r} is neither 0 (pesos) nor 1 (dollars)")
+            raise ValueError(f"the {field.name} holds the control character {control}")
+    for filler in (DETAIL_FILLER, DETAIL_END_FILLER):
+        if not _blank(filler.of(record)):
+            raise ValueError(f"positions {filler.where()} are zeros in the network's layout, "
+                             f"not {filler.of(record).rstrip()!r} (a ticket message at 99 is "
+                             "the old layout: it is at 137)")
+    if CURRENCY.of(record) not in CURRENCIES:
+        raise ValueError(f"currency {CURRENCY.of(record)!r} is neither 0 (pesos) nor "
+                         "1 (dollars)")
     due_dates = []
     for group in range(DUE_GROUPS):
-        start = 41 + group * GROUP
+        start = DUE.start + group * GROUP
         on, amount = record[start:start + 8], record[start + 8:start + GROUP]
         if on == NO_DATE:
             if amount.strip("0"):
                 raise ValueError(f"due date {group + 1} has an amount but no date")
             continue
         due_dates.append(DueDate(_day(on), _cents(amount)))
-    return Invoice(biller_id, customer, invoice_id, CURRENCIES[record[40]], tuple(due_dates),
-                   Origin.BILLING_BASE, ticket_message=record[98:138].strip(),
-                   screen_message=record[138:153].strip())
+    return Invoice(biller_id, customer, invoice_id, CURRENCIES[CURRENCY.of(record)],
+                   tuple(due_dates), Origin.BILLING_BASE, ticket_message=ticket,
+                   screen_message=screen)
 
 
-def parse_fac(text: str) -> FacFile:
-    """Read a FAC file; raises InvalidFacFile when it cannot be trusted as a whole."""
-    records = [line.rstrip("\r") for line in text.split("\n")]
-    while records and not records[-1]:
-        records.pop()
-    if len(records) < 2:
-        raise InvalidFacFile("a FAC file has at least a header and a trailer")
-    for number, record in ((1, records[0]), (len(records), records[-1])):
-        if len(record) != RECORD_LENGTH:
-            raise InvalidFacFile(f"line {number}: records are {RECORD_LENGTH} characters, "
-                                 f"not {len(record)}")
-    header, trailer = records[0], records[-1]
-    if header[:4] != "0400":
+def _records(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(line number, record): line endings (CRLF or LF) off, empty lines at the end
+    dropped."""
+    empty = []
+    for number, line in enumerate(lines, start=1):
+        record = line.rstrip("\r\n")
+        if not record:
+            empty.append(number)
+            continue
+        if empty:
+            raise InvalidFacFile(f"line {empty[0]}: an empty line inside the file")
+        yield number, record
+
+
+def _check_length(number: int, record: str) -> None:
+    if len(record) != RECORD_LENGTH:
+        raise InvalidFacFile(f"line {number}: records are {RECORD_LENGTH} characters, "
+                             f"not {len(record)}")
+
+
+def _check_trailer(number: int, record: str, biller_id: str, day: str, count: int,
+                   total: Decimal) -> None:
+    if record[:4] != "9" + CODE:
+        raise InvalidFacFile(f"line {number}: the trailer starts with 9400")
+    if record[4:8] != biller_id or record[8:16] != day:
+        raise InvalidFacFile(f"line {number}: the trailer's biller or date differs from the "
+                             "header's")
+    declared = COUNT.of(record)
+    if not ascii_digits(declared) or int(declared) != count:
+        raise InvalidFacFile(f"line {number}: the trailer counts {declared!r} records; "
+                             f"the file has {count}")
+    in_layout = TRAILER_FILLER.of(record) == "0" * TRAILER_FILLER.length and \
+        ascii_digits(TOTAL.of(record)) and _cents(TOTAL.of(record)) == total
+    if in_layout:
+        return
+    old = OLD_TOTAL.of(record)
+    if ascii_digits(old) and _cents(old) == total and not record[OLD_TOTAL.end:].strip("0"):
+        raise InvalidFacFile(
+            f"line {number}: the trailer is in the old layout (the total at positions "
+            f"{OLD_TOTAL.where()}, no filler); the network's trailer has 7 zeros at "
+            f"{TRAILER_FILLER.where()} and the total at {TOTAL.where()}: write the file "
+            "again in that layout")
+    raise InvalidFacFile(f"line {number}: the trailer's total {TOTAL.of(record)!r} (with "
+                         f"{TRAILER_FILLER.of(record)!r} before it, zeros in the layout) is "
+                         f"not the sum of the records' first amounts, {total}")
+
+
+def read_fac(lines: Iterable[str]) -> FacFile:
+    """Read a FAC file from its lines (text, latin-1 decoded); raises InvalidFacFile when
+    it cannot be trusted as a whole."""
+    records = _records(lines)
+    first = next(records, None)
+    if first is None:
+        raise InvalidFacFile("the file is empty: a FAC file has at least a header and a "
+                             "trailer")
+    number, header = first
+    _check_length(number, header)
+    if header[:4] != "0" + CODE:
         raise InvalidFacFile("line 1: the header starts with 0400")
-    if trailer[:4] != "9400":
-        raise InvalidFacFile(f"line {len(records)}: the trailer starts with 9400")
     biller_id = header[4:8]
+    if not ascii_digits(biller_id):
+        raise InvalidFacFile(f"line 1: the header's biller {biller_id!r} is not 4 digits")
     try:
         day = _day(header[8:16])
     except ValueError:
         raise InvalidFacFile(f"line 1: file date {header[8:16]!r} is not YYYYMMDD") from None
-    if trailer[4:8] != biller_id or trailer[8:16] != header[8:16]:
-        raise InvalidFacFile("the trailer's biller or date differs from the header's")
-
-    details = records[1:-1]
-    declared_count, declared_total = trailer[16:23], trailer[23:39]
-    if not ascii_digits(declared_count) or int(declared_count) != len(details):
-        raise InvalidFacFile(f"the trailer counts {declared_count!r} records; "
-                             f"the file has {len(details)}")
-    invoices, rejected, total = [], [], Decimal(0)
-    for number, record in enumerate(details, start=2):
+    invoices, rejected, total, count = [], [], Decimal("0.00"), 0
+    trailer = None
+    for number, record in records:
+        if trailer is not None:
+            raise InvalidFacFile(f"line {number}: a record after the trailer (line "
+                                 f"{trailer[0]})")
+        _check_length(number, record)
+        if record[0] == "9":
+            trailer = number, record
+            continue
+        count += 1
         try:
-            if len(record) != RECORD_LENGTH or record[0] != "5":
-                raise ValueError(f"not a detail record of {RECORD_LENGTH} characters "
-                                 "starting with 5")
-            total += _cents(record[49:60])
+            if record[0] != "5":
+                raise ValueError("not a detail record (type 5)")
+            total += _cents(FIRST_AMOUNT.of(record))
             invoices.append(_detail(record, biller_id))
         except (ValueError, InvalidInvoice) as error:
             rejected.append(Rejected(number, str(error)))
-    if not ascii_digits(declared_total) or _cents(declared_total) != total:
-        raise InvalidFacFile(f"the trailer's total {declared_total!r} is not the sum of the "
-                             "records' first amounts")
+    if trailer is None:
+        raise InvalidFacFile("no trailer: a FAC file ends with a record of type 9 (a header "
+                             "and a trailer at least)")
+    _check_trailer(*trailer, biller_id, header[8:16], count, total)
     return FacFile(biller_id, day, tuple(invoices), tuple(rejected))
 
 
-def format_fac(biller_id: str, day: date, invoices: list[Invoice], barcode: str = "") -> str:
-    """A FAC file for these invoices (for billers producing one, and for tests)."""
+def parse_fac(text: str) -> FacFile:
+    """Read a FAC file's whole text (see :func:`read_fac`)."""
+    return read_fac(text.splitlines(keepends=True) if text else [])
+
+
+def _fitting(field: _Field, value: str) -> str:
+    if len(value) > field.length:
+        raise ValueError(f"the {field.name} {value[:40]!r} is longer than its "
+                         f"{field.length} characters")
+    return value.ljust(field.length)
+
+
+def fac_records(biller_id: str, day: date, invoices: Iterable[Invoice],
+                barcode: str = "") -> Iterator[str]:
+    """The records of a FAC file for these invoices, one at a time (a billing base of a
+    million invoices is written with flat memory), without line endings: the trailer's
+    count and total are those of the invoices iterated."""
     def pad(record: str) -> str:
         return record.ljust(RECORD_LENGTH, "0")
 
-    lines = [pad(f"0400{biller_id}{day:%Y%m%d}")]
-    total = Decimal(0)
+    yield pad(f"0{CODE}{biller_id}{day:%Y%m%d}")
+    count, total = 0, Decimal("0.00")
+    code = _fitting(BARCODE, barcode)
     for invoice in invoices:
-        groups = "".join(f"{due.on:%Y%m%d}{int(due.amount * 100):011d}"
-                         for due in invoice.due_dates)
-        groups = groups.ljust(DUE_GROUPS * GROUP, "0")
+        groups = []
+        for due in invoice.due_dates:
+            if due.amount > MAX_AMOUNT:
+                raise ValueError(f"invoice {invoice.invoice_id}: {due.amount} does not fit in "
+                                 "11 digits")
+            groups.append(f"{due.on:%Y%m%d}{int(due.amount * 100):011d}")
+        count += 1
         total += invoice.due_dates[0].amount
-        lines.append(pad(f"5{invoice.customer_id:<19}{invoice.invoice_id:<20}"
-                         f"{CURRENCY_CODES[invoice.currency]}{groups}"
-                         f"{invoice.ticket_message:<40}{invoice.screen_message:<15}"
-                         f"{barcode:<60}"))
-    lines.append(pad(f"9400{biller_id}{day:%Y%m%d}{len(invoices):07d}{int(total * 100):016d}"))
-    return "\n".join(lines) + "\n"
+        yield (f"5{_fitting(CUSTOMER, invoice.customer_id)}"
+               f"{_fitting(INVOICE, invoice.invoice_id)}"
+               f"{CURRENCY_CODES[invoice.currency]}"
+               f"{''.join(groups).ljust(DUE.length, '0')}"
+               f"{'0' * DETAIL_FILLER.length}"
+               f"{_fitting(REFERENCE, invoice.customer_id)}"
+               f"{_fitting(TICKET, invoice.ticket_message)}"
+               f"{_fitting(SCREEN, invoice.screen_message)}"
+               f"{code}"
+               f"{'0' * DETAIL_END_FILLER.length}")
+    yield pad(f"9{CODE}{biller_id}{day:%Y%m%d}{count:0{COUNT.length}d}"
+              f"{'0' * TRAILER_FILLER.length}{int(total * 100):0{TOTAL.length}d}")
+
+
+def format_fac(biller_id: str, day: date, invoices: Iterable[Invoice],
+               barcode: str = "") -> str:
+    """A FAC file's text for these invoices, CRLF line endings (see :func:`fac_records`)."""
+    return "".join(record + LINE_END for record in fac_records(biller_id, day, invoices,
+                                                               barcode))

@@ -49,7 +49,7 @@ def test_unreadable_records_are_rejected_alone_with_line_and_reason():
     text = replace_in_record(text, 2, 40, "7")  # currency
     text = replace_in_record(text, 3, 41, "20301340")  # no month 13
     text = replace_in_record(text, 4, 60, "20290101" + "00000000100")  # 2nd before 1st
-    parsed = parse_fac(text.replace("\n", "\r\n"))
+    parsed = parse_fac(text.replace("\r\n", "\n"))  # LF line ends are read too
     assert [i.customer_id for i in parsed.invoices] == ["C4"]
     assert [(r.line, r.reason.split(" ")[0]) for r in parsed.rejected] == [
         (2, "currency"), (3, "date"), (4, "due")]
@@ -58,7 +58,7 @@ def test_unreadable_records_are_rejected_alone_with_line_and_reason():
 def test_a_control_character_in_a_field_rejects_its_record():
     text = format_fac("1234", DAY, [invoice("C1"), invoice("C2"), invoice("C3", ticket="Hola")])
     text = replace_in_record(text, 2, 2, "\x1b")  # in the client ID
-    text = replace_in_record(text, 4, 100, "\x00")  # in the ticket message
+    text = replace_in_record(text, 4, 140, "\x00")  # in the ticket message
     parsed = parse_fac(text)
     assert [i.customer_id for i in parsed.invoices] == ["C2"]
     assert [(r.line, r.reason) for r in parsed.rejected] == [
@@ -72,7 +72,7 @@ def test_a_control_character_in_a_field_rejects_its_record():
     (lambda t: replace_in_record(t, 4, 16, "0000009"), "counts"),
     (lambda t: replace_in_record(t, 4, 23, "0000000000000001"), "total"),
     (lambda t: replace_in_record(t, 4, 4, "9999"), "differs"),
-    (lambda t: t.replace("0" * 10 + "\n", "\n", 1), "characters"),
+    (lambda t: t.replace("0" * 10 + "\r\n", "\r\n", 1), "characters"),
     (lambda t: "", "at least"),
 ])
 def test_a_file_that_cannot_be_trusted_is_refused_whole(damage, words):
@@ -132,3 +132,93 @@ def test_a_refused_file_imports_nothing(server, tmp_path):
     result = import_fac(server, path)
     assert result.returncode == 2 and "nothing imported" in result.stderr
     assert server.database.count("invoices", customer_id=customer) == 0
+
+
+# -- the layout, as the network reads it ------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_file_typed_from_the_networks_layout_reads_as_its_invoices():
+    """tests/data/FAC1234.071226.1 was typed field by field from the layout's table
+    (DOMAIN.md), not written by format_fac: 1-based positions, CRLF."""
+    raw = (DATA / "FAC1234.071226.1").read_bytes()
+    assert raw.count(b"\r\n") == 4 and all(len(line) == RECORD_LENGTH
+                                           for line in raw.split(b"\r\n")[:-1])
+    parsed = parse_fac(raw.decode("latin-1"))
+    assert (parsed.biller_id, parsed.day, parsed.rejected) == ("1234", date(2026, 12, 7), ())
+    assert list(parsed.invoices) == [
+        invoice("30123456", "A-0001-00009876", (date(2026, 12, 15), "15230.50"),
+                (date(2026, 12, 22), "15900.00"), (date(2026, 12, 31), "16500.99"),
+                ticket="Gracias por su pago", screen="Cuota 12"),
+        invoice("20987654", "B-2", (date(2027, 1, 10), "120.00"), currency=Currency.USD)]
+    # and our writer writes that file back, byte for byte (its barcode is the first's)
+    assert format_fac("1234", date(2026, 12, 7), parsed.invoices[:1], barcode="0123456789" * 6
+                      ).split("\r\n")[1] == raw.decode("latin-1").split("\r\n")[1]
+
+
+def test_a_file_in_the_old_layout_is_refused_naming_the_trailers_layout(tmp_path):
+    """The same invoices laid out as an earlier reading had it (ticket message at 99, no
+    filler before the trailer's total): refused whole, saying which layout it is in."""
+    result = subprocess.run(
+        [CLI, "import-fac", str(DATA / "FAC1234.071226.old-layout")], capture_output=True,
+        text=True, timeout=120, cwd=tmp_path, env={
+            **os.environ, "PMC_ADAPTER_EMPRESAS": "1234",
+            "PMC_ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"})
+    assert result.returncode == 2, result.stderr
+    assert "refused, nothing imported: line 4: the trailer is in the old layout (the total " \
+           "at positions 24-39, no filler); the network's trailer has 7 zeros at 24-30 and " \
+           "the total at 31-46" in result.stderr, result.stderr
+
+
+def test_a_ticket_message_where_the_layout_has_zeros_rejects_the_record():
+    text = format_fac("1234", DAY, [invoice("C1"), invoice("C2")])
+    text = replace_in_record(text, 3, 98, "Hola")
+    parsed = parse_fac(text)
+    assert [i.customer_id for i in parsed.invoices] == ["C1"]
+    assert parsed.rejected[0].line == 3 and "positions 99-117" in parsed.rejected[0].reason
+
+
+def test_what_does_not_fit_its_field_is_not_written():
+    with pytest.raises(ValueError, match="client ID"):
+        format_fac("1234", DAY, [invoice("C" * 20)])
+    with pytest.raises(ValueError, match="11 digits"):
+        format_fac("1234", DAY, [invoice("C1", "F1", (date(2030, 1, 1), "1000000000.00"))])
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+# what a field may hold: latin-1 printable, not blank, no trailing spaces (a fixed-width
+# field is padded with them)
+_TEXT = st.characters(min_codepoint=0x20, max_codepoint=0xFF,
+                      blacklist_categories=("Cc",))
+
+
+def _field(min_size: int, max_size: int):
+    return st.text(_TEXT, min_size=min_size, max_size=max_size).map(
+        lambda text: text.rstrip(" ")).filter(lambda text: len(text) >= min_size and
+                                              (not min_size or text.strip()))
+
+
+@st.composite
+def _invoices(draw):
+    days = sorted(draw(st.sets(st.dates(date(2000, 1, 1), date(2099, 12, 31)),
+                               min_size=1, max_size=3)))
+    amounts = [Decimal(draw(st.integers(0, 99_999_999_999))) / 100 for _ in days]
+    return Invoice("1234", draw(_field(1, 19)), draw(_field(1, 20)),
+                   draw(st.sampled_from(list(Currency))),
+                   tuple(DueDate(on, amount) for on, amount in zip(days, amounts)),
+                   Origin.BILLING_BASE, ticket_message=draw(_field(0, 40)),
+                   screen_message=draw(_field(0, 15)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_invoices(), max_size=8), st.dates(date(2000, 1, 1), date(2099, 12, 31)),
+       st.sampled_from(["", "0" * 60, "1234567890" * 6, "ABC"]))
+def test_any_invoices_written_read_back_the_same(invoices, day, barcode):
+    raw = format_fac("1234", day, invoices, barcode).encode("latin-1")
+    lines = raw.split(b"\r\n")
+    assert lines[-1] == b"" and all(len(line) == RECORD_LENGTH for line in lines[:-1])
+    parsed = parse_fac(raw.decode("latin-1"))
+    assert (parsed.biller_id, parsed.day, parsed.rejected) == ("1234", day, ())
+    assert list(parsed.invoices) == invoices

@@ -169,5 +169,5 @@ def test_import_fac_refuses_a_unicode_digit_with_exit_2(tmp_path):
                                 **os.environ, "PMC_ADAPTER_EMPRESAS": "1234",
                                 "PMC_ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"})
     assert result.returncode == 2, result.stderr
-    assert "refused, nothing imported: the trailer counts '000000¹' records" in result.stderr
+    assert "refused, nothing imported: line 5: the trailer counts '000000¹' records" in result.stderr
     assert "Traceback" not in result.stderr
