@@ -84,7 +84,7 @@ def serve_wsgi(load: Callable[[], Callable], *, bind: str, workers: int, threads
 def _logger_class(log_format: str) -> type:
     from gunicorn.glogging import Logger
 
-    from adapter.logs import format_for
+    from adapter.logs import RECORDED, format_for
 
     class AdapterLogger(Logger):
         def setup(self, cfg):
@@ -92,6 +92,11 @@ def _logger_class(log_format: str) -> type:
             formatter = format_for(log_format)
             for handler in self.error_log.handlers + self.access_log.handlers:
                 handler.setFormatter(formatter)
+
+        def access(self, resp, req, environ, request_time):
+            if environ.get(RECORDED):  # the gateway's record is this request's line
+                return
+            super().access(resp, req, environ, request_time)
 
     return AdapterLogger
 

@@ -10,7 +10,9 @@ separators, non-ASCII spaces, the backslash itself -- is written as an escape
 (``\\n``, ``\\x1b``, ``\\u2028``), a message is cut at :data:`MAX_MESSAGE` characters,
 and a traceback's lines are each marked ``| ``; in JSON, the encoder escapes them
 (ASCII only). gunicorn's own lines (its access log included) go through the same
-formatter (:func:`format_for`).
+formatter (:func:`format_for`). A request has one access line: the SOAP and API
+gateways' record of an operation (who, what, the answer, how long), or gunicorn's access
+line for everything else (the contract, /health, /metrics, a worker's own refusals).
 """
 from __future__ import annotations
 
@@ -19,6 +21,16 @@ import logging
 import re
 import unicodedata
 from datetime import datetime, timezone
+
+# Set in a request's environ by the gateway that wrote that request's own record (SOAP and
+# API operations): that record is the request's access line, and gunicorn writes none.
+RECORDED = "pmc_adapter.recorded"
+
+
+def recorded(environ: dict) -> None:
+    """This request's record is written: it is the request's one access line."""
+    environ[RECORDED] = True
+
 
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 LOG_FORMATS = ("text", "json")

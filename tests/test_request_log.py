@@ -78,3 +78,30 @@ def test_log_format_json_makes_each_line_an_object(own_database, tmp_path):
         assert isinstance(entry["ms"], float) and entry["time"].endswith("+00:00")
     finally:
         stop_server(server)
+
+
+def test_a_request_has_one_access_line(own_database, tmp_path):
+    """An operation's record (SOAP or PMC's JSON API) is its access line: gunicorn writes
+    none beside it; what the gateways do not record (the contract, /health) keeps
+    gunicorn's, in the same format."""
+    server = start_server(own_database, tmp_path)
+    try:
+        answers = [requests.post(server.soap_url, timeout=30, data=envelope(
+            "ConsultarDeuda", [("idEmpresa", "1234"), ("idCliente", unique("C")[-18:])]),
+            headers={"Content-Type": "text/xml; charset=utf-8",
+                     "SOAPAction": '"ConsultarDeuda"'}) for _ in range(3)]
+        answers.append(requests.post(server.soap_url, data=b"<not-soap", timeout=30, headers={
+            "Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"ConsultarDeuda"'}))
+        answers.append(requests.post(server.base_url + "/api/v1/payment_notify", timeout=30,
+                                     json={"operation_id": "x"}))
+        requests.get(server.base_url + "/soap?wsdl", timeout=30).raise_for_status()
+        ids = [answer.headers["X-Request-ID"] for answer in answers]
+        wait_until(lambda: all(f"request={request_id}" in server.log() for request_id in ids)
+                   and "GET /soap?wsdl" in server.log(), what="every request's line")
+    finally:
+        stop_server(server)
+    lines = server.log().splitlines()
+    for request_id in ids:
+        assert sum(f"request={request_id}" in line for line in lines) == 1, request_id
+    assert not [line for line in lines if "POST /soap" in line or "POST /api/" in line]
+    assert sum("GET /soap?wsdl" in line for line in lines) == 1

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from adapter import metrics
+from adapter.logs import recorded
 from adapter.config import Settings
 from adapter.domain.model import Outcome, utcnow
 from adapter.errors import (AddressNotAllowed, AdapterError, InternalError, InvalidResponse,
@@ -213,3 +214,4 @@ class ApiGateway:
         shown = {key: value for key, value in shown.items() if value is not None}
         log.info("api " + " ".join(f"{key}={value}" for key, value in shown.items()),
                  extra={"fields": shown})
+        recorded(environ)

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 from lxml import etree
 
 from adapter import metrics
+from adapter.logs import recorded
 from adapter.config import Settings
 from adapter.errors import (AdapterError, InternalError, InvalidResponse, SoapActionMismatch,
                             SchemaViolation, UnknownBiller, UnknownOperation)
@@ -235,6 +236,7 @@ class Gateway:
         shown = {key: value for key, value in fields.items() if value is not None}
         log.info("soap " + " ".join(f"{key}={value}" for key, value in shown.items()),
                  extra={"fields": shown})
+        recorded(environ)
 
     def _admit(self, message: envelope.Envelope, operation: Operation | None,
                environ: dict) -> etree._Element:
