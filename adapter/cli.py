@@ -139,11 +139,27 @@ def _forwards(settings: Settings, args) -> int:
 
 def _import_fac(settings: Settings, args) -> int:
     from adapter.app import build
-    from adapter.fac import ENCODING, InvalidFacFile, read_fac
+    from adapter.fac import FacReader, InvalidFacFile, file_lines
+
+    readers: list[FacReader] = []
+
+    def read():
+        """The file streamed again for each attempt: the invoices it yields are those
+        that reading checked (the trailer at its end; a fault rolls back them all)."""
+        reader = FacReader(file_lines(args.file))
+        readers.append(reader)
+        return reader.invoices()
 
     try:
-        with open(args.file, encoding=ENCODING) as handle:
-            fac = read_fac(handle)
+        header = FacReader(file_lines(args.file))  # refused before the database is touched
+        header.close()
+        if not settings.serves(header.biller_id):
+            print(f"pmc-adapter import-fac: biller {header.biller_id} is not served here "
+                  "(PMC_ADAPTER_BILLERS)", file=sys.stderr)
+            return 2
+        parts = build(settings)
+        upgrade_schema(parts.storage.engine)
+        counts = parts.billing.import_billing_base(read)
     except OSError as error:
         print(f"pmc-adapter import-fac: {error}", file=sys.stderr)
         return 2
@@ -151,15 +167,9 @@ def _import_fac(settings: Settings, args) -> int:
         print(f"pmc-adapter import-fac: {args.file} refused, nothing imported: {error}",
               file=sys.stderr)
         return 2
-    if not settings.serves(fac.biller_id):
-        print(f"pmc-adapter import-fac: biller {fac.biller_id} is not served here "
-              "(PMC_ADAPTER_BILLERS)", file=sys.stderr)
-        return 2
+    fac = readers[-1]
     for rejected in fac.rejected:
         print(f"rejected line {rejected.line}: {rejected.reason}")
-    parts = build(settings)
-    upgrade_schema(parts.storage.engine)
-    counts = parts.billing.import_billing_base(list(fac.invoices))
     print(f"biller {fac.biller_id}, file of {fac.day:%Y-%m-%d}: "
           + ", ".join(f"{count} {what}" for what, count in counts.items())
           + f", {len(fac.rejected)} rejected")

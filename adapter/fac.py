@@ -24,6 +24,7 @@ blanks); anything else there rejects the record (a ticket message at 99 is the o
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +45,9 @@ DUE_GROUPS = 3
 GROUP = 19  # YYYYMMDD + 11 digits
 NO_DATE = "00000000"
 MAX_AMOUNT = Decimal("999999999.99")  # 11 digits, 2 implied decimals
+# past this many rejected records a file is refused whole: that many is another layout,
+# not a few bad lines (and the rejections kept stay bounded)
+MAX_REJECTED = 10_000
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,21 @@ def _records(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         yield number, record
 
 
+def file_lines(path: str | os.PathLike) -> Iterator[str]:
+    """The lines of the FAC file at ``path``, one at a time (latin-1; a line ends at LF
+    alone): a line longer than a record and its line ending is refused without being
+    read whole."""
+    limit = RECORD_LENGTH + len(LINE_END) + 1
+    with open(path, "rb") as handle:
+        number = 0
+        while raw := handle.readline(limit):
+            number += 1
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                raise InvalidFacFile(f"line {number}: records are {RECORD_LENGTH} "
+                                     "characters, this one is longer")
+            yield raw.decode(ENCODING)
+
+
 def _check_length(number: int, record: str) -> None:
     if len(record) != RECORD_LENGTH:
         raise InvalidFacFile(f"line {number}: records are {RECORD_LENGTH} characters, "
@@ -200,48 +219,82 @@ def _check_trailer(number: int, record: str, biller_id: str, day: str, count: in
                          f"not the sum of the records' first amounts, {total}")
 
 
-def read_fac(lines: Iterable[str]) -> FacFile:
-    """Read a FAC file from its lines (text, latin-1 decoded); raises InvalidFacFile when
-    it cannot be trusted as a whole."""
-    records = _records(lines)
-    first = next(records, None)
-    if first is None:
-        raise InvalidFacFile("the file is empty: a FAC file has at least a header and a "
-                             "trailer")
-    number, header = first
-    _check_length(number, header)
-    if header[:4] != "0" + CODE:
-        raise InvalidFacFile("line 1: the header starts with 0400")
-    biller_id = header[4:8]
-    if not ascii_digits(biller_id):
-        raise InvalidFacFile(f"line 1: the header's biller {biller_id!r} is not 4 digits")
-    try:
-        day = _day(header[8:16])
-    except ValueError:
-        raise InvalidFacFile(f"line 1: file date {header[8:16]!r} is not YYYYMMDD") from None
-    invoices, rejected, total, count = [], [], Decimal("0.00"), 0
-    trailer = None
-    for number, record in records:
-        if trailer is not None:
-            raise InvalidFacFile(f"line {number}: a record after the trailer (line "
-                                 f"{trailer[0]})")
-        _check_length(number, record)
-        if record[0] == "9":
-            trailer = number, record
-            continue
-        count += 1
+class FacReader:
+    """One streaming pass over a FAC file's lines: the header is read on creation
+    (``biller_id``, ``day``; InvalidFacFile if it is wrong), the invoices as
+    :meth:`invoices` is iterated, and the trailer checked once they are exhausted:
+    InvalidFacFile then, after every invoice was yielded, if the file cannot be trusted
+    as a whole (so store what it yields in one transaction, rolled back on that error).
+    Only the rejected records are kept (at most MAX_REJECTED)."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines = lines
+        self._records = _records(lines)
+        first = next(self._records, None)
+        if first is None:
+            raise InvalidFacFile("the file is empty: a FAC file has at least a header and "
+                                 "a trailer")
+        number, header = first
+        _check_length(number, header)
+        if header[:4] != "0" + CODE:
+            raise InvalidFacFile("line 1: the header starts with 0400")
+        self.biller_id = header[4:8]
+        if not ascii_digits(self.biller_id):
+            raise InvalidFacFile(f"line 1: the header's biller {self.biller_id!r} is not "
+                                 "4 digits")
+        self._date = header[8:16]
         try:
-            if record[0] != "5":
-                raise ValueError("not a detail record (type 5)")
-            total += _cents(FIRST_AMOUNT.of(record))
-            invoices.append(_detail(record, biller_id))
-        except (ValueError, InvalidInvoice) as error:
-            rejected.append(Rejected(number, str(error)))
-    if trailer is None:
-        raise InvalidFacFile("no trailer: a FAC file ends with a record of type 9 (a header "
-                             "and a trailer at least)")
-    _check_trailer(*trailer, biller_id, header[8:16], count, total)
-    return FacFile(biller_id, day, tuple(invoices), tuple(rejected))
+            self.day = _day(self._date)
+        except ValueError:
+            raise InvalidFacFile(f"line 1: file date {self._date!r} is not "
+                                 "YYYYMMDD") from None
+        self.rejected: list[Rejected] = []
+        self.records = 0  # detail records, rejected ones included (once iterated)
+        self.total = Decimal("0.00")  # their first amounts
+
+    def close(self) -> None:
+        """Read no further (a file's lines: the file closed)."""
+        self._records.close()
+        close = getattr(self._lines, "close", None)
+        if close is not None:
+            close()
+
+    def invoices(self) -> Iterator[Invoice]:
+        trailer = None
+        for number, record in self._records:
+            if trailer is not None:
+                raise InvalidFacFile(f"line {number}: a record after the trailer (line "
+                                     f"{trailer[0]})")
+            _check_length(number, record)
+            if record[0] == "9":
+                trailer = number, record
+                continue
+            self.records += 1
+            try:
+                if record[0] != "5":
+                    raise ValueError("not a detail record (type 5)")
+                self.total += _cents(FIRST_AMOUNT.of(record))
+                invoice = _detail(record, self.biller_id)
+            except (ValueError, InvalidInvoice) as error:
+                self.rejected.append(Rejected(number, str(error)))
+                if len(self.rejected) > MAX_REJECTED:
+                    raise InvalidFacFile(f"line {number}: more than {MAX_REJECTED} records "
+                                         "rejected; the file is not in the layout this "
+                                         "reader knows") from None
+                continue
+            yield invoice
+        if trailer is None:
+            raise InvalidFacFile("no trailer: a FAC file ends with a record of type 9 (a "
+                                 "header and a trailer at least)")
+        _check_trailer(*trailer, self.biller_id, self._date, self.records, self.total)
+
+
+def read_fac(lines: Iterable[str]) -> FacFile:
+    """Read a FAC file from its lines (text, latin-1 decoded), whole; raises
+    InvalidFacFile when it cannot be trusted as a whole."""
+    reader = FacReader(lines)
+    invoices = tuple(reader.invoices())
+    return FacFile(reader.biller_id, reader.day, invoices, tuple(reader.rejected))
 
 
 def parse_fac(text: str) -> FacFile:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
-from adapter.fac import RECORD_LENGTH, InvalidFacFile, format_fac, parse_fac
+from adapter.fac import (RECORD_LENGTH, FacReader, InvalidFacFile, file_lines, format_fac,
+                         parse_fac)
 from conftest import today, unique
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
@@ -222,3 +223,23 @@ def test_any_invoices_written_read_back_the_same(invoices, day, barcode):
     parsed = parse_fac(raw.decode("latin-1"))
     assert (parsed.biller_id, parsed.day, parsed.rejected) == ("1234", day, ())
     assert list(parsed.invoices) == invoices
+
+
+def test_a_line_longer_than_a_record_is_refused_without_being_read_whole(tmp_path):
+    path = tmp_path / "FAC1234.071226.1"
+    path.write_bytes((DATA / "FAC1234.071226.1").read_bytes()[:RECORD_LENGTH + 2]
+                     + b"5" * 10_000_000)
+    with pytest.raises(InvalidFacFile, match="line 2: records are 280 characters"):
+        FacReader(file_lines(path)).invoices().__next__()
+
+
+def test_a_file_streamed_holds_only_its_rejections():
+    """Invoices come one at a time and the trailer is checked after the last: a consumer
+    storing them in one transaction rolls back on that late refusal."""
+    text = format_fac("1234", DAY, [invoice("C1"), invoice("C2")])
+    text = replace_in_record(text, 4, 30, "0000000000000001")  # the trailer's total
+    reader = FacReader(text.splitlines(keepends=True))
+    stream = reader.invoices()
+    assert [next(stream).customer_id, next(stream).customer_id] == ["C1", "C2"]
+    with pytest.raises(InvalidFacFile, match="total"):
+        next(stream)

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timedelta
+from collections.abc import Iterable
 from typing import Callable, TypeVar
 
 from adapter.domain.model import (DEFAULT_REVERSAL_CUTOFF_HOUR, DebtAnswer, Invoice, Outcome,
@@ -322,13 +323,18 @@ class BillingService:
 
     # -- the billing base (FAC file) ------------------------------------------------------
 
-    def import_billing_base(self, invoices: list[Invoice]) -> dict[str, int]:
+    def import_billing_base(self, read: Callable[[], Iterable[Invoice]]) -> dict[str, int]:
         """Store the invoices of a billing base file in one transaction; paid invoices
-        are kept as they are. Returns how many were created, replaced, unchanged, paid."""
+        are kept as they are. Returns how many were created, replaced, unchanged, paid.
+
+        ``read`` gives the invoices afresh for each attempt (a file streamed again: what
+        one transaction stores is what that reading checked), one at a time (a base of a
+        million invoices is stored with flat memory); an error it raises, however late
+        (a file's trailer is checked at its end), rolls the whole import back."""
         def attempt() -> dict[str, int]:
             counts = dict.fromkeys(("created", "replaced", "unchanged", "paid"), 0)
             with self._storage.unit_of_work() as uow:
-                for invoice in invoices:  # PMC has the billing base: nothing to publish
+                for invoice in read():  # PMC has the billing base: nothing to publish
                     counts[self._store_invoice(uow, invoice)[0]] += 1
                 uow.commit()
             return counts
