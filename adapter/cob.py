@@ -44,7 +44,8 @@ RECORD_LENGTH = 100
 ENCODING = "latin-1"
 CODE = "400"
 # [0-9], not \d: \d takes any script's digits
-NAME = re.compile(r"COB([0-9]{4})\.([0-9]{2})([0-9]{2})([0-9]{2})")
+# the network's FTPS server may list a name in lower case (cob1234.071226): either is read
+NAME = re.compile(r"(?:COB|cob)([0-9]{4})\.([0-9]{2})([0-9]{2})([0-9]{2})")
 # check_cob keeps the rejected lines for its summary; past this many the file is refused
 # whole instead: that many unreadable records is a changed format, not a few bad lines,
 # and the summary's memory stays bounded.
@@ -106,7 +107,8 @@ class CobSummary:
 
 
 def parse_cob_name(name: str) -> CobName:
-    """``COBnnnn.DDMMAA`` (a file name, not a path) as its biller and day (year 20AA)."""
+    """``COBnnnn.DDMMAA`` (or ``cobnnnn.DDMMAA``; a file name, not a path) as its biller
+    and day (year 20AA)."""
     match = NAME.fullmatch(name)
     if not match:
         raise InvalidCobFile(f"file name {name!r} is not COBnnnn.DDMMAA")

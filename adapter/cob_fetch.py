@@ -62,7 +62,8 @@ def report_day(name: str, biller_id: str) -> date | None:
 
 
 def list_reports(options: FtpsSettings, biller_id: str) -> list[str]:
-    """The names of ``biller_id``'s reports in the folder, oldest day first."""
+    """The names of ``biller_id``'s reports in the folder, oldest day first (as the server
+    lists them: ``COBnnnn.DDMMAA`` or ``cobnnnn.DDMMAA``)."""
     _checked(biller_id)
     with _session(options) as ftp:
         return _reports(ftp, biller_id)
@@ -78,19 +79,22 @@ def fetch_reports(options: FtpsSettings, biller_id: str, days: Iterable[date],
     destination = Path(destination)
     if not destination.is_dir():
         raise NotADirectoryError(f"no folder {destination} to download the reports to")
-    wanted = [name for name in (report_name(biller_id, day) for day in sorted(set(days)))
-              if not already(name)]
+    wanted = [(day, name) for day, name in ((day, report_name(biller_id, day))
+                                            for day in sorted(set(days))) if not already(name)]
     downloaded: list[Path] = []
     if not wanted:
         return downloaded
     try:
         with _session(options) as ftp:
-            present = set(_reports(ftp, biller_id))
-            for name in wanted:
-                if name not in present:
+            # the day's report as the server lists it (COB1234.071226 or cob1234.071226)
+            present: dict[date, str] = {}
+            for listed in _reports(ftp, biller_id):
+                present.setdefault(report_day(listed, biller_id), listed)
+            for day, name in wanted:
+                if day not in present:
                     log.info("%s is not on %s yet", name, options.address)
                     continue
-                downloaded.append(_download(ftp, name, destination))
+                downloaded.append(_download(ftp, present[day], destination, name))
     except FetchError as error:
         error.downloaded = tuple(downloaded)
         raise
@@ -211,7 +215,9 @@ def _reports(ftp: _Client, biller_id: str) -> list[str]:
     return sorted(days, key=days.get)
 
 
-def _download(ftp: _Client, name: str, destination: Path) -> Path:
+def _download(ftp: _Client, name: str, destination: Path, local_name: str) -> Path:
+    """``name`` from the server, saved as ``local_name`` (the report's name in capitals,
+    whatever case the server lists it in)."""
     ftp.doing = f"downloading {name}"
     expected = _size(ftp, name)
     handle, partial = tempfile.mkstemp(dir=destination, prefix=f".{name}.", suffix=".part")
@@ -224,7 +230,7 @@ def _download(ftp: _Client, name: str, destination: Path) -> Path:
         if expected is not None and received != expected:
             # a connection cut cleanly mid-file still ends with a 226 from some servers
             raise ftplib.error_proto(f"received {received} of its {expected} bytes")
-        complete = destination / name
+        complete = destination / local_name
         os.replace(partial, complete)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

@@ -238,6 +238,17 @@ def test_reports_of_other_billers_and_other_files_are_ignored(server, inbox):
     assert paths == [inbox / cob(DAYS[0], "5678")] and paths[0].read_bytes() == b"not ours"
 
 
+def test_a_report_listed_in_lower_case_is_fetched_and_kept_under_its_capitals(server, inbox):
+    """The network's server may list cob1234.DDMMAA: it is listed and fetched like its
+    capitals, saved as COB1234.DDMMAA (which is what "already imported" knows it by)."""
+    published = server.publish(cob(DAYS[1]).lower(), report(DAYS[1]))
+    server.publish(cob(DAYS[0]), report(DAYS[0]))
+    assert list_reports(server.options(), BILLER) == [cob(DAYS[0]), cob(DAYS[1]).lower()]
+    imported = {cob(DAYS[0])}
+    paths = fetch_reports(server.options(), BILLER, DAYS[:2], inbox, imported.__contains__)
+    assert paths == [inbox / cob(DAYS[1])] and paths[0].read_bytes() == published
+
+
 # -- failures -----------------------------------------------------------------------------
 
 def test_a_wrong_password_fails_without_showing_it(server, inbox):

@@ -104,11 +104,13 @@ def test_a_line_is_identified_by_channel_control_invoice_and_payment_day(tmp_pat
 def test_a_name_gives_the_biller_and_the_day_the_funds_arrive():
     assert parse_cob_name("COB1234.271126") == CobName("1234", date(2026, 11, 27))
     assert parse_cob_name("COB0007.010100") == CobName("0007", date(2000, 1, 1))
+    # as the network's server may list it
+    assert parse_cob_name("cob1234.271126") == CobName("1234", date(2026, 11, 27))
 
 
 @pytest.mark.parametrize("name", [
     "COB123.271126", "COB12345.271126", "COBABCD.271126", "COB1234.311126", "COB1234.271326",
-    "COB1234.27112", "COB1234.271126.01", "cob1234.271126", "FAC1234.271126",
+    "COB1234.27112", "COB1234.271126.01", "Cob1234.271126", "FAC1234.271126",
     "COB1234271126", "dir/COB1234.271126", "COB1234.271126 ", "COB1234.２71126"])
 def test_a_name_that_is_not_cob_nnnn_ddmmaa_is_refused(name):
     with pytest.raises(InvalidCobFile, match="file name"):
