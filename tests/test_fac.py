@@ -243,3 +243,35 @@ def test_a_file_streamed_holds_only_its_rejections():
     assert [next(stream).customer_id, next(stream).customer_id] == ["C1", "C2"]
     with pytest.raises(InvalidFacFile, match="total"):
         next(stream)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 500])
+def test_an_import_in_batches_decides_each_invoice_in_file_order(engine, batch):
+    """Looked up and written a batch at a time: created, replaced, unchanged and paid as
+    one at a time would say, an invoice named twice ending as its last record says."""
+    from adapter.service.billing import BillingService
+    from adapter.storage.uow import Storage
+
+    storage = Storage(engine)
+    billing = BillingService(storage)
+    a, b, c, d = (unique("B") for _ in range(4))
+    soon = date.today() + timedelta(30)
+    first = [invoice(a, "F1", (soon, "10.00")), invoice(b, "F1", (soon, "20.00")),
+             invoice(c, "F1", (soon, "30.00"))]
+    assert billing.import_billing_base(lambda: first, batch=batch) == {
+        "created": 3, "replaced": 0, "unchanged": 0, "paid": 0}
+    with storage.unit_of_work() as uow:
+        uow.invoices.mark_paid("1234", c, "F1")
+        uow.commit()
+    second = [invoice(a, "F1", (soon, "10.00")),            # unchanged
+              invoice(b, "F1", (soon, "25.00")),            # replaced
+              invoice(c, "F1", (soon, "99.00")),            # paid: kept
+              invoice(d, "F1", (soon, "1.00")),             # created...
+              invoice(d, "F1", (soon, "2.00"))]             # ...and replaced by its twin
+    assert billing.import_billing_base(lambda: second, batch=batch) == {
+        "created": 1, "replaced": 2, "unchanged": 1, "paid": 1}
+    with storage.unit_of_work(read_only=True) as uow:
+        stored = uow.invoices.of_keys([("1234", x, "F1") for x in (a, b, c, d)])
+    assert [stored[("1234", x, "F1")].due_dates[0].amount for x in (a, b, c, d)] == [
+        Decimal("10.00"), Decimal("25.00"), Decimal("30.00"), Decimal("2.00")]
+    assert stored[("1234", c, "F1")].paid and not stored[("1234", d, "F1")].paid

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import (Connection, Engine, and_, bindparam, exists, func, insert,
-                        select, update)
+                        select, tuple_, update)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
@@ -130,21 +130,31 @@ def _invoice_from_row(row) -> Invoice:
         paid=row.status == "paid")
 
 
-def _write_invoice(row: InvoiceRow, invoice: Invoice) -> None:
-    row.biller_id = invoice.biller_id
-    row.customer_id = invoice.customer_id
-    row.invoice_id = invoice.invoice_id
-    row.currency = invoice.currency.value
-    row.origin = invoice.origin.value
-    row.description = invoice.description
-    row.ticket_message = invoice.ticket_message
-    row.screen_message = invoice.screen_message
-    row.status = "paid" if invoice.paid else "open"
+def _invoice_values(invoice: Invoice, now: datetime) -> dict:
+    """An invoice's columns (all but ``pk`` and ``created_at``)."""
+    values = dict(biller_id=invoice.biller_id, customer_id=invoice.customer_id,
+                  invoice_id=invoice.invoice_id, currency=invoice.currency.value,
+                  origin=invoice.origin.value, description=invoice.description,
+                  ticket_message=invoice.ticket_message,
+                  screen_message=invoice.screen_message,
+                  status="paid" if invoice.paid else "open", updated_at=now)
     padded = list(invoice.due_dates) + [None] * (3 - len(invoice.due_dates))
     for position, due in enumerate(padded, start=1):
-        setattr(row, f"due_date_{position}", due.on if due else None)
-        setattr(row, f"amount_{position}", due.amount if due else None)
-    row.updated_at = utcnow()
+        values[f"due_date_{position}"] = due.on if due else None
+        values[f"amount_{position}"] = due.amount if due else None
+    return values
+
+
+def _write_invoice(row: InvoiceRow, invoice: Invoice) -> None:
+    for column, value in _invoice_values(invoice, utcnow()).items():
+        setattr(row, column, value)
+
+
+InvoiceKey = tuple[str, str, str]  # biller, customer, invoice
+_INVOICE_COLUMNS = tuple(column.name for column in _INVOICES.columns
+                         if column.name not in ("pk", "created_at"))
+_REPLACE_INVOICE = (update(_INVOICES).where(_INVOICE_KEY)
+                    .values({column: bindparam(f"v_{column}") for column in _INVOICE_COLUMNS}))
 
 
 def _notice_from_row(row) -> PaymentNotice:
@@ -232,6 +242,33 @@ class Invoices:
         return self._tx.execute(
             _PAY_INVOICE, {**_invoice_key(biller_id, customer_id, invoice_id),
                            "now": utcnow()}).scalar_one_or_none()
+
+    def of_keys(self, keys: list[InvoiceKey], *, lock: bool = False) -> dict[InvoiceKey, Invoice]:
+        """The stored invoices of these (biller, customer, invoice) keys, in one
+        statement; ``lock`` as for :meth:`get`."""
+        if not keys:
+            return {}
+        stmt = select(_INVOICES).where(
+            tuple_(_INVOICES.c.biller_id, _INVOICES.c.customer_id, _INVOICES.c.invoice_id)
+            .in_(keys))
+        if lock:
+            stmt = stmt.with_for_update()
+        return {(row.biller_id, row.customer_id, row.invoice_id): _invoice_from_row(row)
+                for row in self._tx.execute(stmt)}
+
+    def write_many(self, created: list[Invoice], replaced: list[Invoice]) -> None:
+        """Insert ``created`` and overwrite the stored invoices with the identities of
+        ``replaced``, each list in one batch (``executemany``)."""
+        now = utcnow()
+        if created:
+            self._tx.execute(insert(_INVOICES), [
+                {**_invoice_values(invoice, now), "created_at": now} for invoice in created])
+        if replaced:
+            self._tx.execute(_REPLACE_INVOICE, [
+                {**{f"v_{column}": value for column, value in
+                    _invoice_values(invoice, now).items()},
+                 **_invoice_key(invoice.biller_id, invoice.customer_id, invoice.invoice_id)}
+                for invoice in replaced])
 
     def save(self, invoice: Invoice) -> int:
         """Insert the invoice, or overwrite the stored one with the same identity;
