@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Callable, TypeVar
 
+from adapter.domain.billing_base import InvoiceKey, key_of
 from adapter.domain.model import (DEFAULT_REVERSAL_CUTOFF_HOUR, DebtAnswer, Invoice, Outcome,
                                   PaymentAnswer, PaymentNotice, PaymentStatus, ReversalAnswer,
                                   ReversalNotice, ReversalState, business_day, judge_debt,
@@ -354,20 +355,18 @@ class BillingService:
     @staticmethod
     def _store_batch(uow, invoices: tuple[Invoice, ...], counts: dict[str, int]) -> None:
         """As :meth:`_store_invoice` for each, in file order, in three statements."""
-        def key(invoice: Invoice) -> tuple[str, str, str]:
-            return invoice.biller_id, invoice.customer_id, invoice.invoice_id
-
-        stored = uow.invoices.of_keys(list(dict.fromkeys(map(key, invoices))), lock=True)
+        stored = uow.invoices.of_keys(list(dict.fromkeys(map(key_of, invoices))), lock=True)
         existed = set(stored)
-        written: dict[tuple[str, str, str], Invoice] = {}
+        written: dict[InvoiceKey, Invoice] = {}
         for invoice in invoices:
-            before = stored.get(key(invoice))
+            key = key_of(invoice)
+            before = stored.get(key)
             if before is not None and before.paid:
                 counts["paid"] += 1
             elif before is not None and before.same_terms_as(invoice):
                 counts["unchanged"] += 1
             else:
                 counts["created" if before is None else "replaced"] += 1
-                stored[key(invoice)] = written[key(invoice)] = invoice
+                stored[key] = written[key] = invoice
         uow.invoices.write_many([inv for k, inv in written.items() if k not in existed],
                                 [inv for k, inv in written.items() if k in existed])

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
                                   PaymentState, PaymentStatus, ReversalNotice, ReversalState,
                                   StoredReversal, business_day, utcnow)
+from adapter.domain.billing_base import InvoiceKey
 from adapter.domain.charges import Paid, Query
 from adapter.domain.reconciliation import NotifiedPayment
 from adapter import metrics
@@ -59,6 +60,9 @@ _QUERIES = QueryRow.__table__
 _OPERATION_LOCK = select(func.pg_advisory_xact_lock(bindparam("k_lock")))
 _COVERING = _PAYMENTS.alias("covering")
 _LINES = ReportLineRow.__table__
+# The payment recorded from a report line that a notice is the late notice of (same
+# client, invoice and amount in pesos, paid the same day or the one before or after),
+# if there is one no other notice covers yet.
 _REPORTED_TWIN = (
     select(_PAYMENTS.c.pk)
     .join(_LINES, _LINES.c.pk == _PAYMENTS.c.report_line_pk)
@@ -150,7 +154,6 @@ def _write_invoice(row: InvoiceRow, invoice: Invoice) -> None:
         setattr(row, column, value)
 
 
-InvoiceKey = tuple[str, str, str]  # biller, customer, invoice
 _INVOICE_COLUMNS = tuple(column.name for column in _INVOICES.columns
                          if column.name not in ("pk", "created_at"))
 _REPLACE_INVOICE = (update(_INVOICES).where(_INVOICE_KEY)
