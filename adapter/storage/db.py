@@ -197,7 +197,9 @@ def _identity(path: str) -> _Identity | None:
 # for the service's database.
 _FIRST_OPENED: dict[str, _Identity] = {}
 _FILES: weakref.WeakKeyDictionary[Engine, _DatabaseFile] = weakref.WeakKeyDictionary()
-_OPEN_FILES: weakref.WeakSet[_DatabaseFile] = weakref.WeakSet()
+# every file a connection was opened to, held until exit (as the exit hook held each
+# before): the connections _DatabaseFile keeps open to a replaced file stay open till then
+_OPEN_FILES: set[_DatabaseFile] = set()
 
 
 @atexit.register
