@@ -66,7 +66,7 @@ def list_reports(options: FtpsSettings, biller_id: str) -> list[str]:
     lists them: ``COBnnnn.DDMMAA`` or ``cobnnnn.DDMMAA``)."""
     _checked(biller_id)
     with _session(options) as ftp:
-        return _reports(ftp, biller_id)
+        return [name for _, name in _reports(ftp, biller_id)]
 
 
 def fetch_reports(options: FtpsSettings, biller_id: str, days: Iterable[date],
@@ -79,8 +79,8 @@ def fetch_reports(options: FtpsSettings, biller_id: str, days: Iterable[date],
     destination = Path(destination)
     if not destination.is_dir():
         raise NotADirectoryError(f"no folder {destination} to download the reports to")
-    wanted = [(day, name) for day, name in ((day, report_name(biller_id, day))
-                                            for day in sorted(set(days))) if not already(name)]
+    wanted = [(day, report_name(biller_id, day)) for day in sorted(set(days))]
+    wanted = [(day, name) for day, name in wanted if not already(name)]
     downloaded: list[Path] = []
     if not wanted:
         return downloaded
@@ -88,8 +88,8 @@ def fetch_reports(options: FtpsSettings, biller_id: str, days: Iterable[date],
         with _session(options) as ftp:
             # the day's report as the server lists it (COB1234.071226 or cob1234.071226)
             present: dict[date, str] = {}
-            for listed in _reports(ftp, biller_id):
-                present.setdefault(report_day(listed, biller_id), listed)
+            for day, listed in _reports(ftp, biller_id):
+                present.setdefault(day, listed)
             for day, name in wanted:
                 if day not in present:
                     log.info("%s is not on %s yet", name, options.address)
@@ -198,7 +198,8 @@ def _reason(error: BaseException, options: FtpsSettings) -> str:
     return reason
 
 
-def _reports(ftp: _Client, biller_id: str) -> list[str]:
+def _reports(ftp: _Client, biller_id: str) -> list[tuple[date, str]]:
+    """(day, name) of ``biller_id``'s reports in the folder, oldest day first."""
     ftp.doing = "listing the folder"
     try:
         listed = ftp.nlst()
@@ -212,7 +213,7 @@ def _reports(ftp: _Client, biller_id: str) -> list[str]:
         day = report_day(name, biller_id)
         if day is not None:
             days[name] = day
-    return sorted(days, key=days.get)
+    return sorted(((day, name) for name, day in days.items()), key=lambda pair: pair[0])
 
 
 def _download(ftp: _Client, name: str, destination: Path, local_name: str) -> Path:
