@@ -23,11 +23,11 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timedelta
-from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Callable, TypeVar
 
@@ -52,6 +52,16 @@ def _batched(items: Iterable[T], size: int) -> Iterator[tuple[T, ...]]:
     iterator = iter(items)
     while chunk := tuple(islice(iterator, size)):
         yield chunk
+
+
+def _storing(stored: Invoice | None, invoice: Invoice) -> str:
+    """What storing ``invoice`` over the ``stored`` one does: created, replaced,
+    unchanged (the same terms) or paid (a paid invoice is kept as it is)."""
+    if stored is None:
+        return "created"
+    if stored.paid:
+        return "paid"
+    return "unchanged" if stored.same_terms_as(invoice) else "replaced"
 
 
 def new_query_id() -> str:
@@ -323,12 +333,10 @@ class BillingService:
         under when it was written."""
         stored = uow.invoices.get(invoice.biller_id, invoice.customer_id, invoice.invoice_id,
                                   lock=True)
-        if stored is not None and stored.paid:
-            return "paid", None
-        if stored is not None and stored.same_terms_as(invoice):
-            return "unchanged", None
-        invoice_pk = uow.invoices.save(invoice)
-        return ("created" if stored is None else "replaced"), invoice_pk
+        verdict = _storing(stored, invoice)
+        if verdict not in ("created", "replaced"):
+            return verdict, None
+        return verdict, uow.invoices.save(invoice)
 
     # -- the billing base (FAC file) ------------------------------------------------------
 
@@ -360,13 +368,9 @@ class BillingService:
         written: dict[InvoiceKey, Invoice] = {}
         for invoice in invoices:
             key = key_of(invoice)
-            before = stored.get(key)
-            if before is not None and before.paid:
-                counts["paid"] += 1
-            elif before is not None and before.same_terms_as(invoice):
-                counts["unchanged"] += 1
-            else:
-                counts["created" if before is None else "replaced"] += 1
+            verdict = _storing(stored.get(key), invoice)
+            counts[verdict] += 1
+            if verdict in ("created", "replaced"):
                 stored[key] = written[key] = invoice
         uow.invoices.write_many([inv for k, inv in written.items() if k not in existed],
                                 [inv for k, inv in written.items() if k in existed])
