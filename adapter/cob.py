@@ -51,9 +51,6 @@ NAME = re.compile(r"(?:COB|cob)([0-9]{4})\.([0-9]{2})([0-9]{2})([0-9]{2})")
 # and the summary's memory stays bounded.
 MAX_REJECTED = 10_000
 _DATE_FIELDS = (("due date", 40), ("payment date", 49), ("credit date", 69))  # 0-based
-# A line is read at most this many bytes at a time, so that a file without line endings
-# cannot be read into memory whole.
-_READ_LIMIT = 4096
 
 
 class InvalidCobFile(ClientError):
@@ -182,7 +179,8 @@ class _Pass:
         self._handle = open(path, "rb")
         self._digest = hashlib.sha256()
         try:
-            self._lines = _lines(self._handle, self._digest)
+            self._lines = fixed_width.lines(self._handle, RECORD_LENGTH, InvalidCobFile,
+                                            ENCODING, self._digest)
             self.biller_id, self.day = _header(next(self._lines, None))
         except BaseException:
             self._handle.close()
@@ -248,29 +246,6 @@ class _Pass:
         if not ascii_digits(total) or int(total) != cents:
             raise InvalidCobFile(f"line {number}: the trailer's total {total!r} is not the "
                                  f"sum of the detail amounts, {self.total}")
-
-
-def _lines(handle, digest) -> Iterator[tuple[int, str]]:
-    """(line number, record) of each line, its line ending (CRLF or LF) removed; the last
-    line may have none. A line longer than _READ_LIMIT is refused without being held.
-    ``digest`` gets each non-empty record and a LF, whatever the line ending was."""
-    number = 0
-    while raw := handle.readline(_READ_LIMIT):
-        number += 1
-        if raw.endswith(b"\r\n"):
-            raw = raw[:-2]
-        elif raw.endswith(b"\n"):
-            raw = raw[:-1]
-        elif len(raw) == _READ_LIMIT:
-            length = len(raw)
-            while (more := handle.readline(_READ_LIMIT)) and not more.endswith(b"\n"):
-                length += len(more)
-            length += len(more.rstrip(b"\r\n"))
-            raise InvalidCobFile(f"line {number}: records are {RECORD_LENGTH} characters, "
-                                 f"not {length}")
-        if raw:  # (empty lines after the trailer are no records)
-            digest.update(raw + b"\n")
-        yield number, raw.decode(ENCODING)
 
 
 def _check_length(number: int, record: str) -> None:

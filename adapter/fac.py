@@ -172,18 +172,12 @@ def _records(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 
 def file_lines(path: str | os.PathLike) -> Iterator[str]:
-    """The lines of the FAC file at ``path``, one at a time (latin-1; a line ends at LF
-    alone): a line longer than a record and its line ending is refused without being
-    read whole."""
-    limit = RECORD_LENGTH + len(LINE_END) + 1
+    """The records of the FAC file at ``path``, one at a time (see
+    :func:`adapter.fixed_width.lines`: a line far longer than a record is refused without
+    being read whole)."""
     with open(path, "rb") as handle:
-        number = 0
-        while raw := handle.readline(limit):
-            number += 1
-            if len(raw) == limit and not raw.endswith(b"\n"):
-                raise InvalidFacFile(f"line {number}: records are {RECORD_LENGTH} "
-                                     "characters, this one is longer")
-            yield raw.decode(ENCODING)
+        for _, record in fixed_width.lines(handle, RECORD_LENGTH, InvalidFacFile, ENCODING):
+            yield record
 
 
 def _check_length(number: int, record: str) -> None:

@@ -1,9 +1,10 @@
-"""Fields of the network's fixed-width files (FAC, COB): dates and amounts, one
+"""The network's fixed-width files (FAC, COB): their lines, dates and amounts, one
 reading for both formats, ASCII digits only (:func:`adapter.text.ascii_digits`);
 ``strptime`` would take ``2026 1 1`` and full-width digits for a date.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -29,3 +30,33 @@ def cents(text: str) -> Decimal | None:
         return None
     text = text.rjust(3, "0")
     return Decimal(f"{text[:-2]}.{text[-2:]}")
+
+
+# A line is read at most this many bytes at a time, so that a file without line endings
+# cannot be read into memory whole.
+READ_LIMIT = 4096
+
+
+def lines(handle, record_length: int, refuse: type[Exception], encoding: str = "latin-1",
+          digest=None) -> Iterator[tuple[int, str]]:
+    """(line number, record) of each line of the binary ``handle``, its line ending (CRLF
+    or LF) removed; the last line may have none. A line longer than READ_LIMIT is refused
+    (``refuse``, naming its length) without being held. ``digest``, when given, gets each
+    non-empty record and a LF, whatever the line ending was."""
+    number = 0
+    while raw := handle.readline(READ_LIMIT):
+        number += 1
+        if raw.endswith(b"\r\n"):
+            raw = raw[:-2]
+        elif raw.endswith(b"\n"):
+            raw = raw[:-1]
+        elif len(raw) == READ_LIMIT:
+            length = len(raw)
+            while (more := handle.readline(READ_LIMIT)) and not more.endswith(b"\n"):
+                length += len(more)
+            length += len(more.rstrip(b"\r\n"))
+            raise refuse(f"line {number}: records are {record_length} characters, "
+                         f"not {length}")
+        if raw and digest is not None:  # (empty lines after the trailer are no records)
+            digest.update(raw + b"\n")
+        yield number, raw.decode(encoding)
