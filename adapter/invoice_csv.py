@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from adapter import fac
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.errors import ClientError, InvalidInvoice
 from adapter.text import control_character
@@ -25,8 +26,7 @@ from adapter.text import control_character
 COLUMNS = ("cliente", "factura", "moneda", "vencimiento1", "importe1", "vencimiento2",
            "importe2", "vencimiento3", "importe3")
 REQUIRED = ("cliente", "factura", "moneda", "vencimiento1", "importe1")
-LIMITS = {"cliente": 19, "factura": 20}  # what a FAC record holds
-MAX_AMOUNT = Decimal("999999999.99")
+LIMITS = {"cliente": fac.CUSTOMER.length, "factura": fac.INVOICE.length}  # a FAC record's
 
 
 class InvalidInvoiceCsv(ClientError):
@@ -52,7 +52,7 @@ def _text(row: dict, column: str, line: int) -> str:
 
 def _latin1(value: str) -> bool:
     try:
-        value.encode("latin-1")
+        value.encode(fac.ENCODING)
     except UnicodeEncodeError:
         return False
     return True
@@ -78,9 +78,9 @@ def _due(row: dict, n: int, line: int) -> DueDate | None:
     if value is None or value.as_tuple().exponent < -2:
         raise InvalidInvoiceCsv(f"line {line}: importe{n} {amount!r} is not an amount "
                                 "(digits, a point, at most two decimals)")
-    if value > MAX_AMOUNT:
+    if value > fac.MAX_AMOUNT:
         raise InvalidInvoiceCsv(f"line {line}: importe{n} {amount} is more than a FAC file "
-                                f"holds ({MAX_AMOUNT})")
+                                f"holds ({fac.MAX_AMOUNT})")
     return DueDate(day, value)
 
 
