@@ -113,7 +113,8 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
     guard = guard_for(settings, NonceRegistry(engine).first_use)
     soap = Gateway(SpyneDispatcher(spyne_application(parts.billing)), settings,
                    health_check=lambda: check_ready(engine), guard=guard,
-                   outbox=lambda: outbox_states(parts.storage))
+                   outbox=lambda: outbox_states(parts.storage),
+                   fac_counts=lambda: fac_counts(parts.storage))
     return Channels(soap, ApiGateway(parts.billing, settings, guard))
 
 
@@ -122,6 +123,12 @@ def outbox_states(storage: Storage) -> list[tuple[str, str, int, object]]:
     with storage.unit_of_work(read_only=True) as uow:
         return [("erp", *state) for state in uow.forwards.states()] + \
             [("pmc", *state) for state in uow.pmc_deliveries.states()]
+
+
+def fac_counts(storage: Storage) -> list[tuple[str, int, int]]:
+    """(biller, records sent, records rejected) of the billing base files sent."""
+    with storage.unit_of_work(read_only=True) as uow:
+        return uow.fac_files.counts()
 
 
 def guard_for(settings: Settings, first_use: NonceCheck | None = None) -> Guard:

@@ -4,7 +4,8 @@
 with gunicorn, delivering the outboxes (payments to the ERP, invoices to PMC's
 collection API) from every worker (one machine needs one command). ``worker``
 delivers without serving; ``forwards`` shows an outbox; ``import-fac`` loads a
-billing base file; ``import-cob`` loads the network's payment reports; ``erp-sim``
+billing base file, ``upload-fac`` sends the next one (``fac-status``: what was sent
+and rejected); ``import-cob`` loads the network's payment reports; ``erp-sim``
 serves the bundled reference legacy ERP, ``pmc-sim`` a simulator of PMC's
 collection API.
 """
@@ -208,6 +209,7 @@ def _fetch_cob(settings: Settings, args) -> int:
     upgrade_schema(engine)
     storage = Storage(engine)
     importer = ReportImporter(storage, settings.serves)
+    uploads = _uploads(settings)
     today = datetime.now(BUSINESS_TZ).date()
     # a report is named by the day its funds reach the biller: 48 business hours after
     # the payments, so the last days' names may lie a few days ahead
@@ -233,7 +235,162 @@ def _fetch_cob(settings: Settings, args) -> int:
         if not paths:
             print(f"biller {biller}: no new report")
         worst = max(worst, _import_reports(importer, [str(path) for path in paths]))
+        # the same folder holds the rejection files of the billing base files sent
+        worst = max(worst, _bring_back_rejections(uploads, biller, _account(settings, biller)))
     return worst
+
+
+def _uploads(settings: Settings):
+    from adapter.service.uploading import BillingBaseUploads
+    from adapter.storage.uow import Storage
+
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)
+    return BillingBaseUploads(Storage(engine), cutoff=settings.fac_cutoff,
+                              max_files_per_day=settings.fac_max_files_per_day)
+
+
+def _account(settings: Settings, biller: str):
+    from adapter.cob_fetch import Account
+
+    options = settings.cob_ftp_for(biller)
+    return Account(options) if options.host else None
+
+
+def _bring_back_rejections(uploads, biller: str, account, at=None) -> int:
+    """Look for the rejection files of the biller's files sent; 2 when the server
+    cannot be reached."""
+    from adapter.cob_fetch import FetchError
+
+    try:
+        found = uploads.bring_back_rejections(biller, account, at)
+    except FetchError as error:
+        print(f"pmc-adapter: biller {biller}: looking for rejection files: {error}",
+              file=sys.stderr)
+        return 2
+    for rejection in found:
+        print(f"{rejection.name}: {rejection.file} rejected "
+              + ("whole: its invoices go again in the next file" if rejection.whole else
+                 f"in part: {rejection.marked} invoice(s)")
+              + (f" ({rejection.ignored} line(s) name no invoice of it)"
+                 if rejection.ignored and not rejection.whole else ""))
+    return 0
+
+
+def _upload_fac(settings: Settings, args) -> int:
+    """Exit 0: sent, or nothing to send; 1: rejected invoices wait for a correction; 2:
+    could not run (nothing sent)."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from adapter.domain.model import BUSINESS_TZ
+    from adapter.invoice_csv import read_invoice_csv
+    from adapter.service.uploading import UploadError
+
+    billers = args.empresa or sorted(settings.served_billers)
+    if not billers:
+        print("pmc-adapter upload-fac: name the biller (--empresa, or PMC_ADAPTER_BILLERS)",
+              file=sys.stderr)
+        return 2
+    if args.invoices and len(billers) > 1:
+        print("pmc-adapter upload-fac: an invoice list (--invoices) is one biller's: name it "
+              "(--empresa)", file=sys.stderr)
+        return 2
+    at = None
+    if args.at:
+        at = datetime.fromisoformat(args.at)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=BUSINESS_TZ)  # the network's clock
+    if args.output and not Path(args.output).is_dir():
+        print(f"pmc-adapter upload-fac: no folder {args.output}", file=sys.stderr)
+        return 2
+    uploads = _uploads(settings)
+    worst = 0
+    for biller in billers:
+        account = _account(settings, biller)
+        if account is None and not args.output:
+            print(f"pmc-adapter upload-fac: no cob_ftp_host for biller {biller} (the account "
+                  "the billing base goes up to)", file=sys.stderr)
+            worst = 2
+            continue
+        if account is not None:
+            worst = max(worst, _bring_back_rejections(uploads, biller, account, at))
+        source = (lambda path=args.invoices, b=biller: read_invoice_csv(path, b)) \
+            if args.invoices else None
+        try:
+            done = uploads.upload(biller, None if args.output else account, source, at,
+                                  Path(args.output) if args.output else None)
+        except (UploadError, OSError, ValueError) as error:
+            print(f"pmc-adapter upload-fac: biller {biller}: {error}", file=sys.stderr)
+            print(f"biller {biller}: nothing sent")
+            worst = 2
+            continue
+        pending = uploads.pending_rejections(biller)
+        for item in pending:
+            print(f"{item.file}: invoice {item.invoice_id} of client {item.customer_id} "
+                  f"rejected ({item.reason}): sent again once corrected")
+        if pending:
+            worst = max(worst, 1)
+        what = (f"{done.records} invoice(s): {done.new} new, {done.records - done.new} "
+                f"changed; total {done.total}")
+        if done.state == "sent":
+            print(f"biller {biller}: sent {done.name} for {done.day:%Y-%m-%d} ({what})")
+        elif done.state == "built":
+            print(f"biller {biller}: built {done.path} for {done.day:%Y-%m-%d} ({what}); "
+                  "nothing uploaded")
+        elif done.state == "busy":
+            print(f"biller {biller}: nothing sent by this run: {done.name} is being sent by "
+                  f"another one (since {done.since:%Y-%m-%d %H:%M:%S} UTC)")
+        elif done.state == "limit":
+            print(f"pmc-adapter upload-fac: biller {biller}: the {done.files} files of "
+                  f"{done.day:%Y-%m-%d} are sent (fac_max_files_per_day): nothing sent",
+                  file=sys.stderr)
+            print(f"biller {biller}: nothing sent")
+            worst = 2
+        else:
+            print(f"biller {biller}: nothing to send for {done.day:%Y-%m-%d} (nothing "
+                  "changed since the last file sent)")
+    return worst
+
+
+def _fac_status(settings: Settings, args) -> int:
+    billers = args.empresa or sorted(settings.served_billers)
+    if not billers:
+        print("pmc-adapter fac-status: name the biller (--empresa, or PMC_ADAPTER_BILLERS)",
+              file=sys.stderr)
+        return 2
+    uploads = _uploads(settings)
+    report = {}
+    for biller in billers:
+        files, pending = uploads.status(biller, args.limit)
+        report[biller] = {
+            "files": [{"name": f.name, "day": f.day.isoformat(), "state": f.state,
+                       "records": f.records, "total": str(f.total),
+                       "sent_at": f.sent_at.isoformat() if f.sent_at else None,
+                       "error": f.error, "rejection": f.rejection,
+                       "rejected": f.rejected, "rejected_whole": f.whole} for f in files],
+            "pending_rejections": [{"file": p.file, "customer_id": p.customer_id,
+                                    "invoice_id": p.invoice_id, "reason": p.reason}
+                                   for p in pending]}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for biller, state in report.items():
+        print(f"biller {biller}:")
+        if not state["files"]:
+            print("  no file sent yet")
+        for f in state["files"]:
+            rejection = ""
+            if f["rejection"]:
+                rejection = (f"  {f['rejection']}: " + ("rejected whole" if f["rejected_whole"]
+                                                        else f"{f['rejected']} rejected"))
+            detail = f["sent_at"] or f["error"] or ""
+            print(f"  {f['name']:<20} {f['state']:<7} {f['records']:>9} {f['total']:>18}  "
+                  f"{detail}{rejection}")
+        for p in state["pending_rejections"]:
+            print(f"  waiting for a correction: invoice {p['invoice_id']} of client "
+                  f"{p['customer_id']} ({p['reason']}), rejected in {p['file']}")
+    return 0
 
 
 def _import_reports(importer, paths: list[str]) -> int:
@@ -548,6 +705,16 @@ def _iso_date(text: str):
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _iso_datetime(text: str) -> str:
+    from datetime import datetime
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date and time (YYYY-MM-DDTHH:MM): "
+                                         f"{text!r}") from None
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pmc-adapter", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -594,6 +761,28 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--days", type=int, help="business days to look back (default: "
                                                 "cob_fetch_days)")
     fetch.set_defaults(run=_fetch_cob)
+
+    upload = commands.add_parser(
+        "upload-fac", help="build the next billing base file (FACnnnn.DDMMAA.N) from what "
+                           "changed, upload it (FTPS), bring back rejections")
+    upload.add_argument("--biller", "--empresa", dest="empresa", action="append",
+                        help="this biller only (repeatable; default: every one served)")
+    upload.add_argument("--invoices", metavar="CSV",
+                        help="the biller's invoice list (the columns of "
+                             "scripts/demo-erp-invoices.csv), beside those created online")
+    upload.add_argument("--at", metavar="ISO-DATETIME", type=_iso_datetime,
+                        help="run as if at this moment (Buenos Aires time unless it says)")
+    upload.add_argument("--output", metavar="DIR",
+                        help="write the file in this folder and upload nothing")
+    upload.set_defaults(run=_upload_fac)
+
+    status = commands.add_parser("fac-status", help="the billing base files sent, and what "
+                                                    "was rejected")
+    status.add_argument("--biller", "--empresa", dest="empresa", action="append",
+                        help="this biller only (repeatable; default: every one served)")
+    status.add_argument("--limit", type=int, default=50, help="files shown (newest first)")
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.set_defaults(run=_fac_status)
 
     reconcile = commands.add_parser(
         "reconcile", help="close business days: the payment reports against the notices")

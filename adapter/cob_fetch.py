@@ -1,4 +1,6 @@
-"""Fetching the network's payment reports (``COBnnnn.DDMMAA``) from its FTPS server.
+"""The network's FTPS server: the payment reports (``COBnnnn.DDMMAA``) and rejection
+files fetched from ``Download/``, the billing base files (``FACnnnn.DDMMAA.N``) uploaded
+to ``Upload/`` -- one account, both directions.
 
 Every business day the network publishes the biller's report in the biller's
 ``Download/`` folder, between 19:30 and 22:00: a report not there yet is normal,
@@ -11,8 +13,10 @@ control connection's TLS session, which servers such as vsftpd
 client that logged in.
 
 A report is downloaded under a temporary name in the destination folder and
-renamed once complete, so that a report that looks complete is complete.
-Failures to connect, log in, negotiate TLS or transfer raise :class:`FetchError`.
+renamed once complete, so that a report that looks complete is complete; a billing
+base file is uploaded the same way (under a hidden temporary name, its size checked,
+then renamed), so that the network never reads half a file. Failures to connect, log
+in, negotiate TLS or transfer raise :class:`FetchError`.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -99,6 +104,92 @@ def fetch_reports(options: FtpsSettings, biller_id: str, days: Iterable[date],
         error.downloaded = tuple(downloaded)
         raise
     return downloaded
+
+
+def fetch_named(options: FtpsSettings, names: Iterable[str], limit: int) -> dict[str, bytes]:
+    """The content of each file of ``names`` in the folder (listed in any case), read
+    into memory (rejection files are small); a file larger than ``limit`` bytes is
+    refused. Names not there are simply not in the answer."""
+    wanted = {name.lower(): name for name in names}
+    found: dict[str, bytes] = {}
+    if not wanted:
+        return found
+    with _session(options) as ftp:
+        listed = _listing(ftp)
+        for entry in listed:
+            name = wanted.get(entry.lower())
+            if name is None or name in found:
+                continue
+            ftp.doing = f"downloading {entry}"
+            size = _size(ftp, entry)
+            if size is not None and size > limit:
+                raise ftplib.error_proto(f"{entry} is {size} bytes, more than the {limit} "
+                                         "a rejection file may have")
+            chunks: list[bytes] = []
+            received = 0
+
+            def keep(chunk: bytes) -> None:
+                nonlocal received
+                received += len(chunk)
+                if received > limit:
+                    raise ftplib.error_proto(f"{entry} is more than the {limit} bytes a "
+                                             "rejection file may have")
+                chunks.append(chunk)
+            ftp.retrbinary(f"RETR {entry}", keep)
+            if size is not None and received != size:
+                raise ftplib.error_proto(f"received {received} of its {size} bytes")
+            found[name] = b"".join(chunks)
+    return found
+
+
+def upload(options: FtpsSettings, path: Path, name: str,
+           progress: Callable[[int], None] = lambda sent: None) -> None:
+    """Upload the file at ``path`` to the folder as ``name``: under a hidden temporary
+    name first, its size on the server checked, then renamed, so that a file under its
+    name is always whole. ``progress`` is told the bytes sent so far, block by block."""
+    partial = f".{name}.part"
+    size = Path(path).stat().st_size
+    with _session(options) as ftp, open(path, "rb") as source:
+        ftp.doing = f"uploading {name}"
+        sent = 0
+
+        def block(chunk: bytes) -> None:
+            nonlocal sent
+            sent += len(chunk)
+            progress(sent)
+        ftp.storbinary(f"STOR {partial}", source, blocksize=64 * 1024, callback=block)
+        stored = _size(ftp, partial)
+        if stored is not None and stored != size:
+            with contextlib.suppress(*ftplib.all_errors):
+                ftp.delete(partial)
+            raise ftplib.error_proto(f"the server holds {stored} of its {size} bytes")
+        ftp.doing = f"renaming {partial} to {name}"
+        ftp.rename(partial, name)
+    log.info("uploaded %s to %s (%d bytes)", name, options.address, size)
+
+
+class Account:
+    """One biller's account: billing base files up to its upload folder, rejection files
+    down from its download folder (what :mod:`adapter.service.uploading` asks of it)."""
+
+    def __init__(self, options: FtpsSettings):
+        self.options = options
+
+    def upload(self, path: Path, name: str, progress: Callable[[int], None]) -> None:
+        upload(replace(self.options, folder=self.options.upload_folder), path, name, progress)
+
+    def fetch(self, names: Iterable[str], limit: int) -> dict[str, bytes]:
+        return fetch_named(self.options, names, limit)
+
+
+def probe(options: FtpsSettings) -> str:
+    """Log in and open both folders (what ``check-config`` checks): a FetchError says
+    which step failed."""
+    for folder in (options.folder, options.upload_folder):
+        with _session(replace(options, folder=folder)):
+            pass
+    return f"logged in as {options.username!r}; {options.folder!r} and " \
+           f"{options.upload_folder!r} open"
 
 
 # -- the FTPS client ------------------------------------------------------------------
@@ -200,6 +291,16 @@ def _reason(error: BaseException, options: FtpsSettings) -> str:
 
 def _reports(ftp: _Client, biller_id: str) -> list[tuple[date, str]]:
     """(day, name) of ``biller_id``'s reports in the folder, oldest day first."""
+    days = {}
+    for name in _listing(ftp):
+        day = report_day(name, biller_id)
+        if day is not None:
+            days[name] = day
+    return sorted(((day, name) for name, day in days.items()), key=lambda pair: pair[0])
+
+
+def _listing(ftp: _Client) -> list[str]:
+    """The names in the folder."""
     ftp.doing = "listing the folder"
     try:
         listed = ftp.nlst()
@@ -207,13 +308,7 @@ def _reports(ftp: _Client, biller_id: str) -> list[tuple[date, str]]:
         if not str(error).startswith("450"):
             raise
         listed = []  # some servers answer an empty folder with "450 No files found"
-    days = {}
-    for entry in listed:
-        name = entry.rsplit("/", 1)[-1]  # some servers list paths
-        day = report_day(name, biller_id)
-        if day is not None:
-            days[name] = day
-    return sorted(((day, name) for name, day in days.items()), key=lambda pair: pair[0])
+    return [entry.rsplit("/", 1)[-1] for entry in listed]  # some servers list paths
 
 
 def _download(ftp: _Client, name: str, destination: Path, local_name: str) -> Path:

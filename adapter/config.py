@@ -36,6 +36,10 @@ Config file example::
     cob_ftp_ca_file = "/etc/pmc-adapter/network-ca.pem"   # unset: the system's CAs
     cob_fetch_days = 5            # business days polled back
     cob_download_dir = "/var/lib/pmc-adapter/cob"
+    # the billing base (FAC) sent by `pmc-adapter upload-fac`, on the same account
+    fac_ftp_folder = "Upload"     # where FAC files go (the reports come from cob_ftp_folder)
+    fac_cutoff = "14:30"          # Buenos Aires time: a file sent later counts next business day
+    fac_max_files_per_day = 10    # FACnnnn.DDMMAA.1 to .10
 
     # the ERP of every biller served (optional; none = billing base only)
     erp_wsdl = "http://erp.internal:8090/erp?wsdl"
@@ -89,10 +93,13 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from adapter.domain.billing_base import DEFAULT_CUTOFF as DEFAULT_FAC_CUTOFF
+from adapter.domain.billing_base import DEFAULT_MAX_FILES_PER_DAY as DEFAULT_FAC_MAX_FILES
 from adapter.errors import ConfigurationError
 
 #: libxml2's own nesting limit when lxml parses without huge_tree (as the gateway
@@ -151,14 +158,17 @@ class PmcApiSettings:
 
 @dataclass(frozen=True)
 class FtpsSettings:
-    """One account on the network's FTPS server of payment reports (adapter.cob_fetch)."""
+    """One account on the network's FTPS server (adapter.cob_fetch): the payment reports
+    and rejection files come down from ``folder``, the billing base goes up to
+    ``upload_folder``."""
 
     host: str | None = None
     port: int = 990
     tls: str = "implicit"  # or "explicit": AUTH TLS, usually on port 21
     username: str = ""
     password: str = field(default="", repr=False)
-    folder: str = "Download"
+    folder: str = "Download"  # the reports and rejection files (cob_ftp_folder)
+    upload_folder: str = "Upload"  # the billing base files sent (fac_ftp_folder)
     timeout: float = 30.0  # seconds, for connecting and for every read and write
     ca_file: str | None = None  # PEM bundle to verify the server; None: the system's CAs
 
@@ -267,6 +277,10 @@ class Settings:
     cob_ftp: FtpsSettings = FtpsSettings()
     cob_fetch_days: int = 5  # the last N business days' reports are looked for
     cob_download_dir: str = "cob-reports"
+    # The billing base (pmc-adapter upload-fac): a file sent before this time (Buenos Aires)
+    # on a business day counts for that day, else for the next; at most so many a day.
+    fac_cutoff: time = DEFAULT_FAC_CUTOFF
+    fac_max_files_per_day: int = DEFAULT_FAC_MAX_FILES
     # Proxies (networks) whose X-Forwarded-Proto/-Host say how clients reached us.
     # Unset: those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
@@ -381,6 +395,27 @@ def _xml_depth(name: str, value: Any) -> int:
         raise ConfigurationError(f"{name} must be at most {LIBXML2_MAX_DEPTH} "
                                  f"(the XML parser's own limit), got {depth}")
     return depth
+
+
+def _clock_time(name: str, value: Any) -> time:
+    """``"HH:MM"`` (or a TOML time) as a time of day, or a ConfigurationError naming it."""
+    if isinstance(value, time) and value.tzinfo is None:
+        return value
+    try:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{2}:[0-9]{2}", value):
+            raise ValueError
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a time of day as HH:MM (24 hours), got "
+                                 f"{value!r}") from None
+
+
+def _files_per_day(name: str, value: Any) -> int:
+    files = _positive_int(name, value)
+    if files > 99:
+        raise ConfigurationError(f"{name} must be 1 to 99 (the file name's attempt number), "
+                                 f"got {files}")
+    return files
 
 
 def _days(name: str, value: Any) -> int:
@@ -522,6 +557,7 @@ FTPS_KEYS: dict[str, tuple[Parser, Any]] = {
     "cob_ftp_folder": (_text, "Download"),
     "cob_ftp_timeout": (_positive_float, 30.0),
     "cob_ftp_ca_file": (_optional_text, None),
+    "fac_ftp_folder": (_text, "Upload"),  # FtpsSettings.upload_folder
 }
 ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
     "database_url": (_text, DEFAULT_DATABASE_URL),
@@ -556,6 +592,8 @@ ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
     **FTPS_KEYS,
     "cob_fetch_days": (_positive_int, 5),
     "cob_download_dir": (_text, "cob-reports"),
+    "fac_cutoff": (_clock_time, DEFAULT_FAC_CUTOFF),
+    "fac_max_files_per_day": (_files_per_day, DEFAULT_FAC_MAX_FILES),
     "trusted_proxies": (_networks, ()),
     "metrics_networks": (_networks, ()),
     "tls_cert": (_optional_text, None),
@@ -628,7 +666,9 @@ def _pmc_api(where: str, values: Mapping[str, Any]) -> PmcApiSettings:
 
 
 def _ftps(values: Mapping[str, Any]) -> FtpsSettings:
-    return FtpsSettings(**{key.removeprefix("cob_ftp_"): values[key] for key in FTPS_KEYS})
+    named = {key: key.removeprefix("cob_ftp_") for key in FTPS_KEYS}
+    named["fac_ftp_folder"] = "upload_folder"
+    return FtpsSettings(**{field_: values[key] for key, field_ in named.items()})
 
 
 def _read_document(path: Path) -> dict[str, Any]:

@@ -39,6 +39,7 @@ RECORD_LENGTH = 280
 ENCODING = "latin-1"
 LINE_END = "\r\n"
 CODE = "400"
+DETAIL = "5"  # the first character of a detail record
 CURRENCIES = {"0": Currency.ARS, "1": Currency.USD}
 CURRENCY_CODES = {currency: code for code, currency in CURRENCIES.items()}
 DUE_GROUPS = 3
@@ -265,7 +266,7 @@ class FacReader:
                 continue
             self.records += 1
             try:
-                if record[0] != "5":
+                if record[0] != DETAIL:
                     raise ValueError("not a detail record (type 5)")
                 self.total += _cents(FIRST_AMOUNT.of(record))
                 invoice = _detail(record, self.biller_id)
@@ -303,38 +304,54 @@ def _fitting(field: _Field, value: str) -> str:
     return value.ljust(field.length)
 
 
+def detail_record(invoice: Invoice, barcode: str = "") -> str:
+    """The detail record of one invoice, without its line ending (what
+    :func:`adapter.domain.billing_base.fingerprint` digests: what the network reads of it)."""
+    groups = []
+    for due in invoice.due_dates:
+        if due.amount > MAX_AMOUNT:
+            raise ValueError(f"invoice {invoice.invoice_id}: {due.amount} does not fit in "
+                             "11 digits")
+        groups.append(f"{due.on:%Y%m%d}{int(due.amount * 100):011d}")
+    return (f"{DETAIL}{_fitting(CUSTOMER, invoice.customer_id)}"
+            f"{_fitting(INVOICE, invoice.invoice_id)}"
+            f"{CURRENCY_CODES[invoice.currency]}"
+            f"{''.join(groups).ljust(DUE.length, '0')}"
+            f"{'0' * DETAIL_FILLER.length}"
+            f"{_fitting(REFERENCE, invoice.customer_id)}"
+            f"{_fitting(TICKET, invoice.ticket_message)}"
+            f"{_fitting(SCREEN, invoice.screen_message)}"
+            f"{_fitting(BARCODE, barcode)}"
+            f"{'0' * DETAIL_END_FILLER.length}")
+
+
+def header_record(biller_id: str, day: date) -> str:
+    return f"0{CODE}{biller_id}{day:%Y%m%d}".ljust(RECORD_LENGTH, "0")
+
+
+def trailer_record(biller_id: str, day: date, count: int, total: Decimal) -> str:
+    """The trailer of a file of ``count`` detail records whose first amounts sum ``total``."""
+    if count >= 10 ** COUNT.length or int(total * 100) >= 10 ** TOTAL.length:
+        raise ValueError(f"{count} records totalling {total} do not fit in a FAC trailer "
+                         f"({COUNT.length} digits of count, {TOTAL.length} of total)")
+    return (f"9{CODE}{biller_id}{day:%Y%m%d}{count:0{COUNT.length}d}"
+            f"{'0' * TRAILER_FILLER.length}{int(total * 100):0{TOTAL.length}d}"
+            ).ljust(RECORD_LENGTH, "0")
+
+
 def fac_records(biller_id: str, day: date, invoices: Iterable[Invoice],
                 barcode: str = "") -> Iterator[str]:
     """The records of a FAC file for these invoices, one at a time (a billing base of a
     million invoices is written with flat memory), without line endings: the trailer's
     count and total are those of the invoices iterated."""
-    def pad(record: str) -> str:
-        return record.ljust(RECORD_LENGTH, "0")
-
-    yield pad(f"0{CODE}{biller_id}{day:%Y%m%d}")
+    yield header_record(biller_id, day)
     count, total = 0, Decimal("0.00")
-    code = _fitting(BARCODE, barcode)
     for invoice in invoices:
-        groups = []
-        for due in invoice.due_dates:
-            if due.amount > MAX_AMOUNT:
-                raise ValueError(f"invoice {invoice.invoice_id}: {due.amount} does not fit in "
-                                 "11 digits")
-            groups.append(f"{due.on:%Y%m%d}{int(due.amount * 100):011d}")
+        record = detail_record(invoice, barcode)
         count += 1
         total += invoice.due_dates[0].amount
-        yield (f"5{_fitting(CUSTOMER, invoice.customer_id)}"
-               f"{_fitting(INVOICE, invoice.invoice_id)}"
-               f"{CURRENCY_CODES[invoice.currency]}"
-               f"{''.join(groups).ljust(DUE.length, '0')}"
-               f"{'0' * DETAIL_FILLER.length}"
-               f"{_fitting(REFERENCE, invoice.customer_id)}"
-               f"{_fitting(TICKET, invoice.ticket_message)}"
-               f"{_fitting(SCREEN, invoice.screen_message)}"
-               f"{code}"
-               f"{'0' * DETAIL_END_FILLER.length}")
-    yield pad(f"9{CODE}{biller_id}{day:%Y%m%d}{count:0{COUNT.length}d}"
-              f"{'0' * TRAILER_FILLER.length}{int(total * 100):0{TOTAL.length}d}")
+        yield record
+    yield trailer_record(biller_id, day, count, total)
 
 
 def format_fac(biller_id: str, day: date, invoices: Iterable[Invoice],
@@ -342,3 +359,32 @@ def format_fac(biller_id: str, day: date, invoices: Iterable[Invoice],
     """A FAC file's text for these invoices, CRLF line endings (see :func:`fac_records`)."""
     return "".join(record + LINE_END for record in fac_records(biller_id, day, invoices,
                                                                barcode))
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A line of a rejection file that is a FAC detail record: the invoice it names, and
+    the reason that follows the record, if any."""
+
+    customer_id: str
+    invoice_id: str
+    reason: str | None
+
+
+def rejected_records(content: bytes) -> list[RejectedRecord]:
+    """The lines of a rejection file (``RECHAZADO_FACnnnn.DDMMAA.N``) that are FAC detail
+    records: a ``5``, a client ID (2-20) and an invoice ID (21-40), the reason whatever
+    follows the record's 280 characters. The layout of these files is not public: this
+    reading is the product's (the manual says so); lines of any other shape are not
+    records and name no invoice."""
+    found = []
+    for line in content.decode(ENCODING).splitlines():
+        if len(line) < INVOICE.end + 1 or line[0] != DETAIL:
+            continue
+        customer, invoice = CUSTOMER.of(line).rstrip(), INVOICE.of(line).rstrip()
+        if not customer or not invoice or customer != CUSTOMER.of(line).strip() \
+                or invoice != INVOICE.of(line).strip():
+            continue
+        found.append(RejectedRecord(customer, invoice,
+                                    line[RECORD_LENGTH:].strip()[:200] or None))
+    return found

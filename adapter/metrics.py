@@ -18,7 +18,7 @@ from typing import Callable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
                                Histogram, generate_latest)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from adapter.metrics_folder import MULTIPROC_ENV
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -62,10 +62,33 @@ class _OutboxCollector:
         yield oldest
 
 
-def exposition(outbox: Outbox) -> bytes:
-    """The metrics of every process of this server, and the outbox's state now."""
+FacCounts = Callable[[], list[tuple[str, int, int]]]
+
+
+class _FacCollector:
+    """The billing base records sent and rejected, counted from the files stored (the
+    command that sends them, ``upload-fac``, is not this server's process)."""
+
+    def __init__(self, counts: FacCounts):
+        self._counts = counts
+
+    def collect(self):
+        records = CounterMetricFamily("pmc_fac_records", "Billing base (FAC) records sent to "
+                                      "the network, and of them rejected, by biller and "
+                                      "outcome", labels=["biller", "outcome"])
+        for biller, sent, rejected in self._counts():
+            records.add_metric([biller, "sent"], sent)
+            records.add_metric([biller, "rejected"], rejected)
+        yield records
+
+
+def exposition(outbox: Outbox, fac_counts: FacCounts | None = None) -> bytes:
+    """The metrics of every process of this server, the outbox's state now and the
+    billing base records sent."""
     looked_up = CollectorRegistry()
     looked_up.register(_OutboxCollector(outbox))
+    if fac_counts is not None:
+        looked_up.register(_FacCollector(fac_counts))
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
         counted = CollectorRegistry()

@@ -120,7 +120,7 @@ def handler_for(server: FtpsServer, certificate: tuple[str, str], tls_max: int |
     if tls_max:
         context.set_max_proto_version(tls_max)
     authorizer = DummyAuthorizer()
-    authorizer.add_user(USER, PASSWORD, str(server.root), perm="elr")
+    authorizer.add_user(USER, PASSWORD, str(server.root), perm="elradfmw")  # Upload/ takes files
 
     class Data(TLS_DTPHandler):
         def handle_ssl_established(self):
@@ -157,6 +157,7 @@ def handler_for(server: FtpsServer, certificate: tuple[str, str], tls_max: int |
 @contextlib.contextmanager
 def serving(server: FtpsServer, certificate: tuple[str, str], tls_max: int | None = None):
     (server.root / "Download").mkdir(parents=True, exist_ok=True)
+    (server.root / "Upload").mkdir(parents=True, exist_ok=True)
     ftpd = FTPServer(("127.0.0.1", 0), handler_for(server, certificate, tls_max),
                      ioloop=IOLoop())
     server.port = ftpd.address[1]

@@ -80,7 +80,8 @@ class Gateway:
     def __init__(self, dispatcher: SpyneDispatcher, settings: Settings,
                  health_check: Callable[[], None], guard: Guard | None = None,
                  validator: ContractValidator | None = None,
-                 outbox: Callable[[], list] = lambda: []):
+                 outbox: Callable[[], list] = lambda: [],
+                 fac_counts: Callable[[], list] | None = None):
         self._dispatch = dispatcher
         self._settings = settings
         self._health_check = health_check
@@ -91,6 +92,7 @@ class Gateway:
         self._trusted_proxies = transport.networks(settings.trusted_proxies)
         self._metrics_networks = transport.networks(settings.metrics_networks)
         self._outbox = outbox  # the outbox's state, for /metrics
+        self._fac_counts = fac_counts  # the billing base records sent, for /metrics
 
     # -- WSGI ------------------------------------------------------------------
 
@@ -131,7 +133,7 @@ class Gateway:
                 log.warning("refused GET %s: %s", path, error)
                 return _reply("403 Forbidden", b"address not allowed\n", "text/plain")
         if path == "/metrics":
-            return _reply("200 OK", metrics.exposition(self._outbox), metrics.CONTENT_TYPE)
+            return _reply("200 OK", metrics.exposition(self._outbox, self._fac_counts), metrics.CONTENT_TYPE)
         if path == "/health":
             return self._health()
         if path == SOAP_PATH:

@@ -15,7 +15,10 @@ The database enforces what must never happen:
   operation_id``, and on ``payment_pk``), and a reversal has reversed a payment
   iff it points at one;
 * one invoice per (biller, client, invoice ID); 1 to 3 due dates, strictly
-  ascending; no negative amounts; only known currencies, origins and states.
+  ascending; no negative amounts; only known currencies, origins and states;
+* one billing base file (FAC) per biller, day and attempt, at most one being sent per
+  biller at a time (a partial unique index), an invoice once per file, and at most
+  one rejection file per file sent.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index,
-                        Integer, MetaData, Numeric, String, UniqueConstraint, true)
+                        Integer, LargeBinary, MetaData, Numeric, String, UniqueConstraint, text,
+                        true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -396,3 +400,77 @@ class NonceRow(Base):
     caller: Mapped[str] = mapped_column(String(64))
     nonce: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FacFileRow(Base):
+    """A billing base file (``FACnnnn.DDMMAA.N``) this adapter built to send: being sent
+    (claimed by one run, its lease renewed while it works), sent, or failed. A name is
+    never used twice: a failed attempt keeps its ``N``."""
+
+    __tablename__ = "fac_files"
+    __table_args__ = (
+        UniqueConstraint("biller_id", "day", "attempt"),
+        UniqueConstraint("biller_id", "name"),
+        CheckConstraint("attempt >= 1", name="attempt"),
+        CheckConstraint("state IN ('sending', 'sent', 'failed')", name="state"),
+        CheckConstraint("(state = 'sent') = (sent_at IS NOT NULL)", name="sent"),
+        CheckConstraint("records >= 0", name="records"),
+        # one run sends a biller's file at a time: a second one is refused by the database
+        Index("ux_fac_files_sending", "biller_id", unique=True,
+              sqlite_where=text("state = 'sending'"), postgresql_where=text("state = 'sending'")),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    biller_id: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)  # the business day it counts for
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(7))
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class FacRecordRow(Base):
+    """An invoice in a FAC file: what was sent of it (its detail record's digest), and
+    whether the network rejected it (with its reason, where the rejection gives one)."""
+
+    __tablename__ = "fac_records"
+    __table_args__ = (
+        UniqueConstraint("file_pk", "customer_id", "invoice_id"),  # once per file
+        CheckConstraint("reason IS NULL OR rejected", name="reason"),
+        # what was last sent of an invoice
+        Index("ix_fac_records_invoice", "biller_id", "customer_id", "invoice_id", "file_pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_pk: Mapped[int] = mapped_column(ForeignKey("fac_files.pk"))
+    biller_id: Mapped[str] = mapped_column(String(4))
+    customer_id: Mapped[str] = mapped_column(String(19))
+    invoice_id: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    rejected: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class FacRejectionRow(Base):
+    """A rejection file (``RECHAZADO_FACnnnn.DDMMAA.N``) the network left for a file
+    sent, stored as it came."""
+
+    __tablename__ = "fac_rejections"
+    __table_args__ = (
+        UniqueConstraint("file_pk"),
+        CheckConstraint("marked >= 0", name="marked"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_pk: Mapped[int] = mapped_column(ForeignKey("fac_files.pk"))
+    name: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    whole: Mapped[bool] = mapped_column(Boolean)  # no line named a record: all rejected
+    marked: Mapped[int] = mapped_column(Integer)  # records marked rejected
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)

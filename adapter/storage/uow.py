@@ -24,6 +24,7 @@ from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
 from adapter.storage.orm import (DecisionRow, ForwardRow, InvoiceRow, PaymentRow,
                                  PmcDeliveryRow, QueryRow, ReportLineRow, ReversalRow)
+from adapter.storage.fac_files import FacFiles
 from adapter.storage.outbox import OutboxQueue
 from adapter.storage.reports import Reports
 
@@ -258,6 +259,24 @@ class Invoices:
             stmt = stmt.with_for_update()
         return {(row.biller_id, row.customer_id, row.invoice_id): _invoice_from_row(row)
                 for row in self._tx.execute(stmt)}
+
+    def open_keys(self, biller_id: str, origin: Origin) -> set[tuple[str, str]]:
+        """(client, invoice) of the biller's open invoices from ``origin``."""
+        return {(row.customer_id, row.invoice_id) for row in self._tx.execute(
+            select(_INVOICES.c.customer_id, _INVOICES.c.invoice_id).where(
+                _INVOICES.c.biller_id == biller_id, _INVOICES.c.origin == origin.value,
+                _INVOICES.c.status == "open"))}
+
+    def open_of_origin(self, biller_id: str, origin: Origin, after: int,
+                       limit: int) -> list[tuple[int, Invoice]]:
+        """The biller's open invoices from ``origin`` stored under keys above ``after``,
+        ``limit`` of them in key order, with their keys (page by page: flat memory)."""
+        rows = self._tx.execute(
+            select(_INVOICES).where(_INVOICES.c.biller_id == biller_id,
+                                    _INVOICES.c.origin == origin.value,
+                                    _INVOICES.c.status == "open", _INVOICES.c.pk > after)
+            .order_by(_INVOICES.c.pk).limit(limit))
+        return [(row.pk, _invoice_from_row(row)) for row in rows]
 
     def write_many(self, created: list[Invoice], replaced: list[Invoice]) -> None:
         """Insert ``created`` and overwrite the stored invoices with the identities of
@@ -686,6 +705,7 @@ class UnitOfWork:
         self.forwards = Forwards(self._tx)
         self.pmc_deliveries = PmcDeliveries(self._tx)
         self.reports = Reports(self._tx)
+        self.fac_files = FacFiles(self._tx)
         self.queries = Queries(self._tx)
         return self
 
