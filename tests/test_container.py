@@ -118,6 +118,52 @@ def test_the_systemd_unit_starts_serve_unprivileged_and_stops_gracefully():
             result.stderr
 
 
+def unit_sections(path: Path) -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
+    section = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = sections.setdefault(line.strip("[]"), {})
+        else:
+            key, _, value = line.partition("=")
+            section.setdefault(key, []).append(value)
+    return sections
+
+
+@pytest.mark.parametrize("job", ["upload-fac", "fetch-cob"])
+def test_the_timers_run_their_command_unprivileged_before_the_cutoff(job):
+    from datetime import time as clock_time
+
+    from adapter.domain.billing_base import DEFAULT_CUTOFF
+
+    folder = UNIT.parent
+    service = unit_sections(folder / f"pmc-adapter-{job}.service")["Service"]
+    timer = unit_sections(folder / f"pmc-adapter-{job}.timer")["Timer"]
+    command = service["ExecStart"][0].split()
+    assert command[0].endswith("/pmc-adapter") and command[1] == job
+    assert service["Type"] == ["oneshot"] and service["User"][0] not in ("root", "")
+    assert service["NoNewPrivileges"] == ["yes"]
+    installed = subprocess.run([str(Path(sys.executable).with_name("pmc-adapter")),
+                                *command[1:], "--help"], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr  # the command the unit runs exists
+    for when in timer["OnCalendar"]:
+        assert when.endswith(" America/Argentina/Buenos_Aires")  # the network's clock
+        if job == "upload-fac":
+            hour, minute = map(int, when.split()[-2].split(":")[:2])
+            assert clock_time(hour, minute) < DEFAULT_CUTOFF
+    if job == "upload-fac":  # rejected invoices waiting is reported, not a failed run
+        assert service["SuccessExitStatus"] == ["1"]
+    if shutil.which("systemd-analyze"):
+        for unit in (f"pmc-adapter-{job}.service", f"pmc-adapter-{job}.timer"):
+            result = subprocess.run(["systemd-analyze", "verify", str(folder / unit)],
+                                    capture_output=True, text=True)
+            assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr \
+                and "Failed to parse" not in result.stderr, result.stderr
+
+
 def engine() -> str | None:
     for name in ("podman", "docker"):
         if shutil.which(name) and subprocess.run(
