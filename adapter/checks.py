@@ -176,6 +176,31 @@ def check_pmc_apis(settings: Settings) -> list[Finding]:
     return found
 
 
+def check_ftps(settings: Settings,
+               probe: Callable[[Any], str] | None = None) -> list[Finding]:
+    """Each distinct FTPS account (fetch-cob, upload-fac): logged in, both folders
+    opened (the reports' and rejections' cob_ftp_folder, the billing base's
+    fac_ftp_folder)."""
+    from adapter.cob_fetch import FetchError
+    from adapter.cob_fetch import probe as login
+
+    probe = probe or login
+    found = []
+    seen: set = set()
+    accounts = [("", settings.cob_ftp)] + [(biller, settings.cob_ftp_for(biller))
+                                           for biller in sorted(settings.known_billers)]
+    for biller, options in accounts:
+        if not options.host or options in seen:
+            continue
+        seen.add(options)
+        what = f"FTPS account of biller {biller}" if biller else "FTPS account (global)"
+        try:
+            found.append(Finding(what, None, f"{options.address}: {probe(options)}"))
+        except FetchError as error:
+            found.append(Finding(what, str(error)))
+    return found
+
+
 def _load_wsdl(connector) -> None:
     service = getattr(connector, "_service", None)
     if service is not None:
@@ -202,4 +227,4 @@ def cautions(settings: Settings) -> list[str]:
 
 def check_all(settings: Settings) -> list[Finding]:
     return [*check_tls(settings), check_database(settings), *check_erps(settings),
-            *check_pmc_apis(settings)]
+            *check_pmc_apis(settings), *check_ftps(settings)]

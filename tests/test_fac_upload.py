@@ -389,3 +389,15 @@ def test_a_file_sent_is_no_older_than_its_lease_renewals(ftps, storage):
     done = uploads(storage, clock=lambda: next(times)).upload(BILLER, Account(ftps.options()),
                                                               at=AT)
     assert done.state == "sent"
+
+
+def test_check_config_logs_in_and_opens_both_folders(ftps, own_database):
+    environment = environment_for(ftps, own_database)
+    good = run(["check-config"], environment)
+    assert f"ok   FTPS account (global): 127.0.0.1:{ftps.port}: logged in as {USER!r}; " \
+           "'Download' and 'Upload' open" in good.stdout, good.stdout + good.stderr
+    assert PASSWORD not in good.stdout + good.stderr
+    missing = run(["check-config"], {**environment, "PMC_ADAPTER_FAC_FTP_FOLDER": "Subida"})
+    assert missing.returncode == 1
+    assert "FAIL FTPS account (global): FTPS 127.0.0.1" in missing.stdout
+    assert "opening the folder 'Subida' failed" in missing.stdout
