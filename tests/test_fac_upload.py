@@ -401,3 +401,32 @@ def test_check_config_logs_in_and_opens_both_folders(ftps, own_database):
     assert missing.returncode == 1
     assert "FAIL FTPS account (global): FTPS 127.0.0.1" in missing.stdout
     assert "opening the folder 'Subida' failed" in missing.stdout
+
+
+def test_the_lookups_by_invoice_seek_an_index_on_sqlite(tmp_path):
+    """A batch's lookups (stored invoices, what was last sent, what a file carried) seek
+    by biller and client: a scan per batch made a million-invoice build quadratic."""
+    from sqlalchemy import event
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    upgrade_schema(engine)
+    statements = []
+
+    def seen(connection, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+    event.listen(engine, "before_cursor_execute", seen)
+    keys = [("C1", "F1"), ("C2", "F2")]
+    with Storage(engine).unit_of_work(read_only=True) as uow:
+        uow.invoices.of_keys([(BILLER, *key) for key in keys])
+        uow.fac_files.last_sent(BILLER, keys)
+        uow.fac_files.carried(1, keys)
+    event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 3
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = " | ".join(row[3] for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "SCAN invoices" not in plan and "SCAN fac_records" not in plan, plan
+            assert "customer_id=?" in plan or "file_pk=?" in plan, plan
+    engine.dispose()
