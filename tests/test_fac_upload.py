@@ -430,3 +430,24 @@ def test_the_lookups_by_invoice_seek_an_index_on_sqlite(tmp_path):
             assert "SCAN invoices" not in plan and "SCAN fac_records" not in plan, plan
             assert "customer_id=?" in plan or "file_pk=?" in plan, plan
     engine.dispose()
+
+
+def test_fetch_cob_brings_the_rejections_back_too(ftps, storage, own_database, tmp_path):
+    online(storage, "55501", "W-1", "1500.00")
+    online(storage, "55502", "W-2", "10.00")
+    environment = environment_for(ftps, own_database,
+                                  PMC_ADAPTER_COB_DOWNLOAD_DIR=str(tmp_path / "cob"))
+    now = datetime.now(BUSINESS_TZ)
+    sent = run(["upload-fac", "--at", now.isoformat()], environment)
+    assert sent.returncode == 0, sent.stderr
+    name = uploaded(ftps)[0]
+    record = next(line for line in (ftps.root / "Upload" / name).read_bytes()
+                  .decode("latin-1").split("\r\n") if line[1:20].rstrip() == "55502")
+    ftps.publish(f"RECHAZADO_{name}", (record + "  FECHA INVALIDA\r\n").encode("latin-1"))
+    fetched = run(["fetch-cob"], environment)
+    assert fetched.returncode == 0, fetched.stderr
+    assert f"RECHAZADO_{name}: {name} rejected in part: 1 invoice(s)" in fetched.stdout
+    status = run(["fac-status"], environment)
+    assert f"waiting for a correction: invoice W-2 of client 55502 (FECHA INVALIDA), " \
+           f"rejected in {name}" in status.stdout, status.stdout
+    assert f"RECHAZADO_{name}: 1 rejected" in status.stdout

@@ -167,15 +167,24 @@ class FacFiles:
     def fail(self, pk: int, error: str) -> None:
         """The file was not sent: its records go (its invoices are for the next file),
         its name stays taken (a name is never used for two files)."""
-        self._tx.execute(delete(_RECORDS).where(_RECORDS.c.file_pk == pk))
+        self._drop_records(pk)
         self._tx.execute(update(_FILES).where(_FILES.c.pk == pk, _FILES.c.state == "sending")
                          .values(state="failed", error=error[:500]))
 
     def discard(self, pk: int) -> None:
         """Forget a claimed file that was not sent and took no name on the server
         (nothing to send, or built only)."""
-        self._tx.execute(delete(_RECORDS).where(_RECORDS.c.file_pk == pk))
+        self._drop_records(pk)
         self._tx.execute(delete(_FILES).where(_FILES.c.pk == pk, _FILES.c.state == "sending"))
+
+    def _drop_records(self, pk: int, chunk: int = 10_000) -> None:
+        """Delete the file's records ``chunk`` at a time: SQLite gathers the keys of the
+        rows a DELETE removes before removing them (memory in proportion to a million
+        records, otherwise)."""
+        some = (select(_RECORDS.c.pk).where(_RECORDS.c.file_pk == pk).limit(chunk)
+                .scalar_subquery())
+        while self._tx.execute(delete(_RECORDS).where(_RECORDS.c.pk.in_(some))).rowcount:
+            pass
 
     # -- rejections ------------------------------------------------------------------
 
