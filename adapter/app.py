@@ -85,17 +85,21 @@ def build(settings: Settings) -> Components:
 
 
 class Channels:
-    """The service's two entrypoints: ``/api/`` to PMC's JSON API, the rest (SOAP, the
-    contract, /health, /metrics) to the SOAP gateway."""
+    """The service's entrypoints: ``/api/`` to PMC's JSON API, ``/console/`` to the back
+    office (when operators are configured), the rest (SOAP, the contract, /health,
+    /metrics) to the SOAP gateway."""
 
-    def __init__(self, soap: Gateway, api: ApiGateway):
+    def __init__(self, soap: Gateway, api: ApiGateway, console=None):
         self.soap = soap
         self.api = api
+        self.console = console
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         if path == "/api" or path.startswith("/api/"):
             return self.api(environ, start_response)
+        if self.console is not None and (path == "/console" or path.startswith("/console/")):
+            return self.console(environ, start_response)
         return self.soap(environ, start_response)
 
 
@@ -115,7 +119,26 @@ def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) ->
                    health_check=lambda: check_ready(engine), guard=guard,
                    outbox=lambda: outbox_states(parts.storage),
                    fac_counts=lambda: fac_counts(parts.storage))
-    return Channels(soap, ApiGateway(parts.billing, settings, guard))
+    return Channels(soap, ApiGateway(parts.billing, settings, guard),
+                    console_for(settings, parts))
+
+
+def console_for(settings: Settings, parts: Components):
+    """The back office, or None when no operator is configured (then /console/ is not
+    served at all)."""
+    if not settings.operators:
+        return None
+    from adapter.console.app import ConsoleApp
+    from adapter.service.observed import ObservedPayments
+    from adapter.service.overview import Overview
+    from adapter.service.reconciling import Reconciler
+
+    wake = parts.forwarder.wake if parts.forwarder else lambda: None
+    return ConsoleApp(settings, parts.storage, parts.billing,
+                      ObservedPayments(parts.storage, erp_configured=parts.erps.configured),
+                      Reconciler(parts.storage, erp_configured=parts.erps.configured,
+                                 on_payment_stored=wake),
+                      Overview(parts.storage, settings.charge_window_days))
 
 
 def outbox_states(storage: Storage) -> list[tuple[str, str, int, object]]:

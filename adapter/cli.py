@@ -705,6 +705,28 @@ def _iso_date(text: str):
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _operator_password(_settings: None, args) -> int:
+    """Read a password (a prompt on a terminal, else the first line of standard input)
+    and print its hash, for an [operators.NAME] section's password_hash."""
+    import getpass
+
+    from adapter.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("pmc-adapter operator-password: the two differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 10:
+        print("pmc-adapter operator-password: a password has at least 10 characters",
+              file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def _iso_datetime(text: str) -> str:
     from datetime import datetime
     try:
@@ -784,6 +806,11 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true", help="JSON instead of a table")
     status.set_defaults(run=_fac_status)
 
+    operator = commands.add_parser(
+        "operator-password", help="hash an operator's password (read from standard input, "
+                                  "or asked on a terminal) for [operators.NAME]")
+    operator.set_defaults(run=_operator_password)
+
     reconcile = commands.add_parser(
         "reconcile", help="close business days: the payment reports against the notices")
     reconcile.add_argument("--date", type=_iso_date, help="payments of this day (default: "
@@ -846,7 +873,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
-    if args.command in ("erp-sim", "pmc-sim"):  # stand-ins: not the adapter's settings
+    # stand-ins and a hashing tool: not the adapter's settings
+    if args.command in ("erp-sim", "pmc-sim", "operator-password"):
         return args.run(None, args)
     try:
         # --bind, --workers, --threads: checked as the same keys of the file are

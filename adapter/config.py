@@ -197,6 +197,16 @@ class CallerSettings:
 
 
 @dataclass(frozen=True)
+class OperatorSettings:
+    """One ``[operators.NAME]`` section: a person of the back office (adapter.console),
+    never a SOAP or API caller."""
+
+    name: str
+    password_hash: str = field(repr=False)
+    role: str = "viewer"  # or "resolver": may also apply, dismiss and retry
+
+
+@dataclass(frozen=True)
 class BillerSettings:
     """One ``[billers.NNNN]`` section, its ERP and FTPS settings over the global ones."""
 
@@ -296,6 +306,13 @@ class Settings:
     allowed_networks: tuple[str, ...] = ()
     callers: Mapping[str, CallerSettings] = field(default_factory=dict, repr=False)
     billers: Mapping[str, BillerSettings] = field(default_factory=dict)
+    # The back office in a browser (/console/): none unless an operator is configured;
+    # who may reach it (unset: allowed_networks), how long an idle session lasts
+    # (seconds), and failed logins a name or an address may have in 15 minutes.
+    operators: Mapping[str, OperatorSettings] = field(default_factory=dict, repr=False)
+    console_networks: tuple[str, ...] = ()
+    console_session_timeout: float = 900.0
+    console_login_attempts: int = 5
 
     def serves(self, biller_id: str) -> bool:
         return not self.served_billers or biller_id in self.served_billers
@@ -395,6 +412,18 @@ def _xml_depth(name: str, value: Any) -> int:
         raise ConfigurationError(f"{name} must be at most {LIBXML2_MAX_DEPTH} "
                                  f"(the XML parser's own limit), got {depth}")
     return depth
+
+
+def _password_hash(name: str, value: Any) -> str:
+    from adapter.passwords import parse
+
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be text, got {type(value).__name__}")
+    try:
+        parse(value)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}: {error}") from None
+    return value
 
 
 def _clock_time(name: str, value: Any) -> time:
@@ -600,6 +629,9 @@ ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
     "tls_key": (_optional_text, None),
     "tls_client_ca": (_optional_text, None),
     "allowed_networks": (_networks, ()),
+    "console_networks": (_networks, ()),
+    "console_session_timeout": (_positive_float, 900.0),
+    "console_login_attempts": (_positive_int, 5),
 }
 CALLER_KEYS: dict[str, tuple[Parser, Any]] = {
     "password": (_optional_text, None),
@@ -608,6 +640,10 @@ CALLER_KEYS: dict[str, tuple[Parser, Any]] = {
     "operations": (_words, None),
     "billers": (_biller_ids, None),
 }
+OPERATOR_KEYS: dict[str, tuple[Parser, Any]] = {
+    "password_hash": (_password_hash, None),
+    "role": (_choice("viewer", "resolver"), "viewer"),
+}
 BILLER_KEYS: dict[str, tuple[Parser, Any]] = {
     "name": (_optional_text, None),
     "reversal_cutoff_hour": (_hour, None),
@@ -615,7 +651,7 @@ BILLER_KEYS: dict[str, tuple[Parser, Any]] = {
     **PMC_API_KEYS,
     **FTPS_KEYS,
 }
-TABLES = ("adapter", "callers", "billers")
+TABLES = ("adapter", "callers", "billers", "operators")
 #: Keys the environment cannot give (a table).
 NOT_FROM_ENVIRONMENT = ("erp_options",)
 
@@ -679,12 +715,13 @@ def _read_document(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
     document = _checked_keys(f"config file {path} (its tables are [adapter], "
-                             "[callers.NAME], [billers.NNNN])", document, TABLES)
+                             "[callers.NAME], [billers.NNNN], [operators.NAME])", document,
+                             TABLES)
     for table in TABLES:
         if not isinstance(document.get(table, {}), dict):
             raise ConfigurationError(f"{table} in config file {path} must be a table "
                                      f"([{table}]...)")
-    for table in ("callers", "billers"):
+    for table in ("callers", "billers", "operators"):
         for name, section in document.get(table, {}).items():
             if not isinstance(section, dict):
                 raise ConfigurationError(f"{table}.{name} in config file {path} must be a "
@@ -742,6 +779,24 @@ def _callers(sections: Mapping[str, Any], environ: Mapping[str, str]) -> dict:
     return callers
 
 
+def _operators(sections: Mapping[str, Any]) -> dict[str, OperatorSettings]:
+    operators = {}
+    for name, section in sections.items():
+        name = str(name)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise ConfigurationError(f"[operators.{name}]: an operator's name is 1 to 64 "
+                                     "letters, digits, '.', '_' or '-'")
+        given = _parsed(f"operators.{name}.",
+                        _checked_keys(f"[operators.{name}]", section, OPERATOR_KEYS),
+                        OPERATOR_KEYS)
+        if not given.get("password_hash"):
+            raise ConfigurationError(f"[operators.{name}] has no password_hash (`pmc-adapter "
+                                     "operator-password` prints one)")
+        operators[name] = OperatorSettings(name=name, password_hash=given["password_hash"],
+                                           role=given.get("role", "viewer"))
+    return operators
+
+
 def _billers(sections: Mapping[str, Any], globals_: Mapping[str, Any]) -> dict:
     billers = {}
     for biller_id, section in sections.items():
@@ -789,10 +844,11 @@ def load_settings(config_file: str | os.PathLike | None = None,
         raise ConfigurationError("callers known by a certificate need tls_client_ca (and "
                                  "HTTPS): no client certificate is asked for otherwise")
     billers = _billers(document.get("billers", {}), values)
+    operators = _operators(document.get("operators", {}))
 
-    own = {f.name for f in fields(Settings)} - {"billers", "callers"}
+    own = {f.name for f in fields(Settings)} - {"billers", "callers", "operators"}
     return Settings(
         **{key: value for key, value in values.items() if key in own},
         served_billers=values["billers"],
         erp=_erp(values), cob_ftp=_ftps(values), pmc_api=_pmc_api("[adapter]", values),
-        callers=callers, billers=billers)
+        callers=callers, billers=billers, operators=operators)

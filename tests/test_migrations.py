@@ -41,7 +41,7 @@ def test_migrations_build_the_models_schema_and_run_once(database_url, tmp_path)
     engine = make_engine(url)
     try:
         assert upgrade_schema(engine) == ["0001", "0002", "0003", "0004", "0005", "0006",
-                                         "0007", "0008"]
+                                         "0007", "0008", "0009"]
         assert upgrade_schema(engine) == []  # up to date: nothing to do
         with engine.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(
@@ -96,7 +96,7 @@ def test_0002_keeps_stored_payments_and_their_outbox(database_url, tmp_path):
             before = session.execute(select(PaymentRow.pk, PaymentRow.operation_id,
                                             PaymentRow.amount, PaymentRow.paid_at)).all()
 
-        assert upgrade_schema(engine) == ["0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+        assert upgrade_schema(engine) == ["0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
 
         with Session(engine) as session:
             assert session.execute(select(PaymentRow.pk, PaymentRow.operation_id,

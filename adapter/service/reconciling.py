@@ -76,6 +76,13 @@ class Reconciler:
                       if first <= item.day <= last)
         return DayClose(biller_id, first, last, items, recorded)
 
+    def preview(self, biller_id: str, first: date, last: date) -> list[Item]:
+        """The items of those days as they stand, nothing recorded (what a page shows):
+        those needing attention first."""
+        items = [item for item in self._pair(biller_id, first, last)
+                 if first <= item.day <= last]
+        return sorted(items, key=lambda item: (not item.state.needs_attention, item.day))
+
     def _pair(self, biller_id: str, first: date, last: date) -> list[Item]:
         # the days around too: a pair across midnight is found whichever day is asked
         wider_first, wider_last = first - DAY_SLACK, last + DAY_SLACK

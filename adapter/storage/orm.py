@@ -474,3 +474,37 @@ class FacRejectionRow(Base):
     whole: Mapped[bool] = mapped_column(Boolean)  # no line named a record: all rejected
     marked: Mapped[int] = mapped_column(Integer)  # records marked rejected
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in operator of the back office: the session's ID is a random token held
+    by the browser alone (its digest here), with the form token (CSRF) of the session."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (UniqueConstraint("token_sha256"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsoleEventRow(Base):
+    """What happened in the back office: each login (failed ones count against the rate
+    limit), logout and action, with who, from where, when and what changed."""
+
+    __tablename__ = "console_events"
+    __table_args__ = (
+        Index("ix_console_events_login", "action", "at"),  # the rate limit's look-back
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    operator: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(1000))

@@ -66,6 +66,16 @@ class Reports:
         return set(self._tx.execute(select(_FILES.c.name).distinct()
                                     .where(_FILES.c.biller_id == biller_id)).scalars())
 
+    def files(self, biller_id: str | None = None, limit: int = 30) -> list[tuple]:
+        """(biller, name, day, records, rejected, total, imported_at) of the latest report
+        files imported, newest first."""
+        stmt = select(_FILES.c.biller_id, _FILES.c.name, _FILES.c.day, _FILES.c.records,
+                      _FILES.c.rejected, _FILES.c.total, _FILES.c.imported_at) \
+            .order_by(_FILES.c.day.desc(), _FILES.c.pk.desc()).limit(limit)
+        if biller_id is not None:
+            stmt = stmt.where(_FILES.c.biller_id == biller_id)
+        return [tuple(row) for row in self._tx.execute(stmt)]
+
     def last_report_day(self, biller_id: str) -> date | None:
         """The latest day of a report file of this biller (its header's date)."""
         return self._tx.execute(select(func.max(_FILES.c.day))

@@ -24,6 +24,7 @@ from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
 from adapter.storage.orm import (DecisionRow, ForwardRow, InvoiceRow, PaymentRow,
                                  PmcDeliveryRow, QueryRow, ReportLineRow, ReversalRow)
+from adapter.storage.console import ConsoleJournal
 from adapter.storage.fac_files import FacFiles
 from adapter.storage.outbox import OutboxQueue
 from adapter.storage.reports import Reports
@@ -397,6 +398,26 @@ class Payments:
             _PAYMENTS.c.paid_at >= start, _PAYMENTS.c.paid_at < end))
         return [Paid(*row) for row in rows]
 
+    def received_between(self, start: datetime, end: datetime) -> list[tuple]:
+        """(biller, received at, status, response code) of the notices received in
+        [start, end): what a day at a glance counts."""
+        return [tuple(row) for row in self._tx.execute(
+            select(_PAYMENTS.c.biller_id, _PAYMENTS.c.received_at, _PAYMENTS.c.status,
+                   _PAYMENTS.c.response_code)
+            .where(_PAYMENTS.c.origin == "notice", _PAYMENTS.c.received_at >= start,
+                   _PAYMENTS.c.received_at < end))]
+
+    def history(self, biller_id: str | None = None, operation_id: str | None = None,
+                customer_id: str | None = None, invoice_id: str | None = None,
+                limit: int = 50) -> list:
+        """The payment rows matching what is given (at least one), newest first."""
+        stmt = select(_PAYMENTS).order_by(_PAYMENTS.c.received_at.desc()).limit(limit)
+        for column, value in (("biller_id", biller_id), ("operation_id", operation_id),
+                              ("customer_id", customer_id), ("invoice_id", invoice_id)):
+            if value:
+                stmt = stmt.where(_PAYMENTS.c[column] == value)
+        return list(self._tx.execute(stmt))
+
     def notices_between(self, biller_id: str, start: datetime,
                         end: datetime) -> list[NotifiedPayment]:
         """The notices (not the payments recorded from the report) paid in [start, end)."""
@@ -713,6 +734,7 @@ class UnitOfWork:
         self.pmc_deliveries = PmcDeliveries(self._tx)
         self.reports = Reports(self._tx)
         self.fac_files = FacFiles(self._tx)
+        self.console = ConsoleJournal(self._tx)
         self.queries = Queries(self._tx)
         return self
 

@@ -1,0 +1,1 @@
+"""The back office in a browser (:mod:`adapter.console.app`)."""
