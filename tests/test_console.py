@@ -226,3 +226,60 @@ def test_operator_password_prints_a_hash_that_the_settings_take(tmp_path):
     path.write_text(f'[operators.ana]\npassword_hash = "{encoded}"\nrole = "admin"\n')
     with pytest.raises(ConfigurationError, match="role"):
         load_settings(path, environ={})
+
+
+def test_the_reconciliation_page_shows_the_differences_first(console, pmc, tmp_path):
+    import os
+    from datetime import timedelta
+
+    from cobgen import write_cob
+    from conftest import today
+
+    day, matched, differs, reported = today(), unique("M"), unique("D"), unique("O")
+    observed_payment(pmc, matched)
+    observed_payment(pmc, differs)
+    report_day = day + timedelta(days=1)  # a report covers the days before its own
+    path = write_cob(tmp_path / f"COB1234.{report_day:%d%m%y}", "1234", report_day, [
+        dict(customer=matched, invoice=f"{matched}-TYPO", amount="150.00", paid_on=day,
+             control="0001"),
+        dict(customer=differs, invoice=f"{differs}-TYPO", amount="99.00", paid_on=day,
+             control="0002"),
+        dict(customer=reported, invoice=f"{reported}-F9", amount="12.00", paid_on=day,
+             control="0003")])
+    imported = subprocess.run(
+        [str(Path(sys.executable).with_name("pmc-adapter")), "import-cob", str(path)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PMC_ADAPTER_DATABASE_URL": console.database.url,
+             "PMC_ADAPTER_EMPRESAS": "1234"})
+    assert imported.returncode == 0, imported.stderr
+    viewer = login(console, "vic")
+    page = viewer.get(console.base_url + "/console/reconciliation",
+                      params={"biller": "1234", "day": day.isoformat()}).text
+    assert path.name in page
+    rows = [row for row in page.split("<tr")[1:] if matched in row or differs in row
+            or reported in row]
+    states = [next(state for state in ("differs", "matched", "reported, never notified")
+                   if f"<td>{state}</td>" in row) for row in rows]
+    assert states[0] == "differs" and sorted(states[1:]) == ["matched",
+                                                             "reported, never notified"]
+    assert f"operation=OP-{differs}" in rows[0]  # a link to the payment
+
+
+def test_the_console_refuses_addresses_outside_console_networks(tmp_path):
+    from adapter.app import make_wsgi_app
+    from adapter.config import load_settings
+    from console_support import config
+
+    settings = load_settings(config(tmp_path, 'console_networks = ["10.9.0.0/16"]\n'
+                                    f'database_url = "sqlite:///{tmp_path / "n.sqlite3"}"\n'),
+                             environ={})
+    from adapter.storage.db import make_engine, upgrade_schema
+    upgrade_schema(make_engine(settings.database_url))
+    app = make_wsgi_app(settings)
+    answers = {}
+    for address in ("127.0.0.1", "10.9.3.4"):
+        def start_response(status, headers, address=address):
+            answers[address] = status
+        app({"REQUEST_METHOD": "GET", "PATH_INFO": "/console/login", "REMOTE_ADDR": address,
+             "wsgi.url_scheme": "http", "QUERY_STRING": ""}, start_response)
+    assert answers == {"127.0.0.1": "403 Forbidden", "10.9.3.4": "200 OK"}
