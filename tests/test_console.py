@@ -283,3 +283,30 @@ def test_the_console_refuses_addresses_outside_console_networks(tmp_path):
         app({"REQUEST_METHOD": "GET", "PATH_INFO": "/console/login", "REMOTE_ADDR": address,
              "wsgi.url_scheme": "http", "QUERY_STRING": ""}, start_response)
     assert answers == {"127.0.0.1": "403 Forbidden", "10.9.3.4": "200 OK"}
+
+
+def test_a_payments_history_shows_its_reversal(console, pmc):
+    from datetime import datetime, timedelta
+
+    from adapter.domain.model import BUSINESS_TZ
+    from conftest import today
+
+    customer = unique("H")
+    assert pmc.service.AltaFactura(
+        idEmpresa="1234", idCliente=customer, idFactura="F1", moneda="ARS",
+        vencimientos={"vencimiento": [{"fecha": today() + timedelta(20), "importe": "80.00"}]}
+    ).codigoRespuesta == 0
+    assert pmc.service.InformarPago(
+        idEmpresa="1234", idOperacion=f"OP-{customer}", idCliente=customer, idFactura="F1",
+        importe="80.00", moneda="ARS", fechaPago=datetime.now(BUSINESS_TZ)
+    ).codigoRespuesta == 0
+    reversed_ = pmc.service.AnularPago(
+        idEmpresa="1234", idOperacion=f"OP-{customer}", idCliente=customer, idFactura="F1",
+        importe="80.00", moneda="ARS", fechaAnulacion=datetime.now(BUSINESS_TZ),
+        motivo="the payer's bank reversed it")
+    assert reversed_.codigoRespuesta == 0
+    page = login(console, "vic").get(console.base_url + "/console/payments",
+                                     params={"customer": customer}).text
+    assert f"OP-{customer}" in page and "<td>reversed</td>" in page
+    section = page.split("Reversals (AnularPago)")[1].split("</table>")[0]
+    assert "<td>applied</td>" in section and f"OP-{customer}" in section

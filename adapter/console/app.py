@@ -410,7 +410,7 @@ class ConsoleApp:
     def _payments(self, request: _Request, session: ConsoleSession) -> _Reply:
         asked = {key: request.query.get(key, "").strip()
                  for key in ("biller", "operation", "customer", "invoice")}
-        rows, status, deliveries = [], None, []
+        rows, status, deliveries, reversals = [], None, [], []
         if any(asked[key] for key in ("operation", "customer", "invoice")):
             with self._storage.unit_of_work(read_only=True) as uow:
                 rows = uow.payments.history(asked["biller"] or None,
@@ -419,10 +419,14 @@ class ConsoleApp:
                 operations = {row.operation_id for row in rows}
                 deliveries = [item for item in uow.forwards.listing(None, limit=5000)
                               if item.operation_id in operations]
+                reversals = [found for found in (uow.reversals.get(row.biller_id,
+                                                                   row.operation_id)
+                                                 for row in rows) if found is not None]
             if asked["operation"] and rows:
                 status = self._billing.payment_status(rows[0].biller_id, asked["operation"])
         return self._page("200 OK", "payments.html", session, page="payments", asked=asked,
-                          rows=rows, found=status, deliveries=deliveries, tz=BUSINESS_TZ)
+                          rows=rows, found=status, deliveries=deliveries,
+                          reversals=reversals, tz=BUSINESS_TZ)
 
 
 def _redirect(location: str) -> _Reply:
