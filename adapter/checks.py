@@ -219,6 +219,13 @@ def cautions(settings: Settings) -> list[str]:
     if not settings.allowed_networks:
         said.append("allowed_networks (PMC_ADAPTER_ALLOWED_NETWORKS) is not set: any address "
                     "may call")
+    if settings.operators and not (settings.console_networks or settings.allowed_networks):
+        said.append("operators are configured and neither console_networks nor "
+                    "allowed_networks is set: the console answers any address")
+    if settings.operators and not (settings.tls_cert or settings.tls_at_proxy):
+        said.append("operators are configured without HTTPS (tls_cert, or tls_at_proxy behind "
+                    "a TLS proxy): their passwords and session cookies would cross the "
+                    "network in clear")
     if not settings.public_url:
         said.append("public_url is not set: the WSDL advertises the address in each "
                     "request's Host header, which the client chooses; set it in production")

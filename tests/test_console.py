@@ -310,3 +310,20 @@ def test_a_payments_history_shows_its_reversal(console, pmc):
     assert f"OP-{customer}" in page and "<td>reversed</td>" in page
     section = page.split("Reversals (AnularPago)")[1].split("</table>")[0]
     assert "<td>applied</td>" in section and f"OP-{customer}" in section
+
+
+def test_check_config_warns_of_a_console_open_to_anyone_or_in_clear(tmp_path):
+    from adapter.checks import cautions
+    from adapter.config import load_settings
+    from console_support import config
+
+    plain = " ".join(cautions(load_settings(config(tmp_path), environ={})))
+    assert "the console answers any address" in plain
+    assert "operators are configured without HTTPS" not in plain  # tls_at_proxy is set
+    closed = " ".join(cautions(load_settings(config(tmp_path, 'console_networks = '
+                                                    '["10.0.0.0/8"]\n'), environ={})))
+    assert "the console answers any address" not in closed
+    path = tmp_path / "clear.toml"
+    path.write_text(config(tmp_path).read_text().replace("tls_at_proxy = true", ""))
+    assert "their passwords and session cookies would cross the network in clear" in \
+        " ".join(cautions(load_settings(path, environ={})))
