@@ -181,8 +181,8 @@ def check_ftps(settings: Settings,
     """Each distinct FTPS account (fetch-cob, upload-fac): logged in, both folders
     opened (the reports' and rejections' cob_ftp_folder, the billing base's
     fac_ftp_folder)."""
-    from adapter.cob_fetch import FetchError
-    from adapter.cob_fetch import probe as login
+    from adapter.files.ftps import FetchError
+    from adapter.files.ftps import probe as login
 
     probe = probe or login
     found = []

@@ -140,7 +140,7 @@ def _forwards(settings: Settings, args) -> int:
 
 def _import_fac(settings: Settings, args) -> int:
     from adapter.app import build
-    from adapter.fac import FacReader, InvalidFacFile, file_lines
+    from adapter.files.fac import FacReader, InvalidFacFile, file_lines
 
     readers: list[FacReader] = []
 
@@ -194,7 +194,7 @@ def _fetch_cob(settings: Settings, args) -> int:
     from datetime import datetime, timedelta
     from pathlib import Path
 
-    from adapter.cob_fetch import FetchError, fetch_reports
+    from adapter.files.ftps import FetchError, fetch_reports
     from adapter.domain.model import BUSINESS_TZ
     from adapter.domain.reconciliation import business_days_back
     from adapter.service.reports import ReportImporter
@@ -251,7 +251,7 @@ def _uploads(settings: Settings):
 
 
 def _account(settings: Settings, biller: str):
-    from adapter.cob_fetch import Account
+    from adapter.files.ftps import Account
 
     options = settings.cob_ftp_for(biller)
     return Account(options) if options.host else None
@@ -260,7 +260,7 @@ def _account(settings: Settings, biller: str):
 def _bring_back_rejections(uploads, biller: str, account, at=None) -> int:
     """Look for the rejection files of the biller's files sent; 2 when the server
     cannot be reached."""
-    from adapter.cob_fetch import FetchError
+    from adapter.files.ftps import FetchError
 
     try:
         found = uploads.bring_back_rejections(biller, account, at)
@@ -284,7 +284,7 @@ def _upload_fac(settings: Settings, args) -> int:
     from pathlib import Path
 
     from adapter.domain.model import BUSINESS_TZ
-    from adapter.invoice_csv import read_invoice_csv
+    from adapter.files.invoice_csv import read_invoice_csv
     from adapter.service.uploading import UploadError
 
     billers = args.empresa or sorted(settings.served_billers)
@@ -394,7 +394,7 @@ def _fac_status(settings: Settings, args) -> int:
 
 
 def _import_reports(importer, paths: list[str]) -> int:
-    from adapter.cob import InvalidCobFile
+    from adapter.files.cob import InvalidCobFile
 
     worst = 0
     for path in paths:

@@ -158,7 +158,7 @@ class PmcApiSettings:
 
 @dataclass(frozen=True)
 class FtpsSettings:
-    """One account on the network's FTPS server (adapter.cob_fetch): the payment reports
+    """One account on the network's FTPS server (adapter.files.ftps): the payment reports
     and rejection files come down from ``folder``, the billing base goes up to
     ``upload_folder``."""
 

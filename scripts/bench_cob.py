@@ -82,7 +82,7 @@ def measure(kind: str, path: str, database_url: str | None = None) -> dict:
         with open(path, encoding="latin-1", newline="") as handle:
             lines = sum(1 for _ in handle)
         return {"read": since(start), "lines": lines, "peak_rss_mib": peak_rss_mib()}
-    from adapter.cob import RejectedLine, check_cob, read_cob
+    from adapter.files.cob import RejectedLine, check_cob, read_cob
     start = clocks()
     summary = check_cob(path)
     checked = since(start)

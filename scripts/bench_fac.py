@@ -5,7 +5,7 @@
                                           [--csv-invoices 0]
 
 Each step runs in a child process of its own, so that its peak RSS (``ru_maxrss``) is
-that step's alone: writing N invoices with ``adapter.fac.fac_records``, reading them back
+that step's alone: writing N invoices with ``adapter.files.fac.fac_records``, reading them back
 with ``FacReader`` (every record parsed into an Invoice, the trailer checked), and with
 --import-invoices M, ``pmc-adapter import-fac`` of an M-invoice file into a new SQLite
 database, and with --csv-invoices K, ``pmc-adapter upload-fac --invoices CSV --output
@@ -60,12 +60,12 @@ def step(kind: str, count: int, path: str) -> dict:
     """Run in the child: one step, its figures."""
     started = time.perf_counter()
     if kind == "write":
-        from adapter.fac import LINE_END, fac_records
+        from adapter.files.fac import LINE_END, fac_records
         with open(path, "w", encoding="latin-1", newline="") as out:
             for record in fac_records("1234", DAY, invoices(count)):
                 out.write(record + LINE_END)
     elif kind == "read":
-        from adapter.fac import FacReader, file_lines
+        from adapter.files.fac import FacReader, file_lines
         reader = FacReader(file_lines(path))
         read = sum(1 for _ in reader.invoices())
         assert read == count and not reader.rejected, (read, reader.rejected[:3])

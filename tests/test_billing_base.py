@@ -10,8 +10,8 @@ import pytest
 from adapter.domain.billing_base import (file_day, file_name, fingerprint, key_of,
                                          next_business_day, novelties)
 from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
-from adapter.fac import fac_records
-from adapter.invoice_csv import InvalidInvoiceCsv, read_invoice_csv
+from adapter.files.fac import fac_records
+from adapter.files.invoice_csv import InvalidInvoiceCsv, read_invoice_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 

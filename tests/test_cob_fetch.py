@@ -26,7 +26,7 @@ from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
-from adapter.cob_fetch import FetchError, fetch_reports, list_reports
+from adapter.files.ftps import FetchError, fetch_reports, list_reports
 from adapter.config import FtpsSettings
 from conftest import free_port
 from test_mutual_tls import issue, name, write
@@ -211,11 +211,11 @@ def test_downloads_the_days_asked_for_not_yet_imported_oldest_first(server, inbo
 
 def test_a_day_not_published_yet_is_skipped_and_logged(server, inbox, caplog):
     server.publish(cob(DAYS[0]), report(DAYS[0]))
-    with caplog.at_level(logging.INFO, logger="adapter.cob_fetch"):
+    with caplog.at_level(logging.INFO, logger="adapter.files.ftps"):
         paths = fetch_reports(server.options(), BILLER, DAYS[:2], inbox, nothing_imported)
     assert paths == [inbox / cob(DAYS[0])]
     logged = [(record.levelno, record.getMessage()) for record in caplog.records
-              if record.name == "adapter.cob_fetch"]
+              if record.name == "adapter.files.ftps"]
     assert (logging.INFO, f"{cob(DAYS[1])} is not on 127.0.0.1:{server.port} yet") in logged
 
 

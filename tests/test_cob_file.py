@@ -7,8 +7,8 @@ from unittest.mock import ANY
 
 import pytest
 
-from adapter import cob
-from adapter.cob import (CobLine, CobName, InvalidCobFile, RejectedLine, check_cob,
+from adapter.files import cob
+from adapter.files.cob import (CobLine, CobName, InvalidCobFile, RejectedLine, check_cob,
                          parse_cob_name, read_cob)
 from cobgen import cob_text, put, write_cob, write_many
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
-from adapter.fac import (RECORD_LENGTH, FacReader, InvalidFacFile, file_lines, format_fac,
+from adapter.files.fac import (RECORD_LENGTH, FacReader, InvalidFacFile, file_lines, format_fac,
                          parse_fac)
 from conftest import today, unique
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from adapter import fac
-from adapter.cob_fetch import Account
+from adapter.files import fac
+from adapter.files.ftps import Account
 from adapter.config import ConfigurationError, load_settings
 from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
-from adapter.fac import FacReader, detail_record, file_lines, rejected_records
+from adapter.files.fac import FacReader, detail_record, file_lines, rejected_records
 from adapter.service.billing import BillingService
 from adapter.service.uploading import LEASE, BillingBaseUploads, UploadError
 from adapter.storage.db import make_engine, upgrade_schema
@@ -244,7 +244,7 @@ def test_paid_and_expired_invoices_are_not_sent(ftps, storage, tmp_path):
         "55501,W-1,ARS,2030-12-10,1500.00,,,,",  # paid here: not sent whatever the list says
         "30123456,A-1,ARS,2026-12-01,10.00,,,,",  # due before the file's day
         "30123456,A-2,ARS,2030-12-01,20.00,,,,"])
-    from adapter.invoice_csv import read_invoice_csv
+    from adapter.files.invoice_csv import read_invoice_csv
     done = uploads(storage).upload(BILLER, Account(ftps.options()),
                                    lambda: read_invoice_csv(listing, BILLER), at=AT)
     assert (done.state, done.records) == ("sent", 1)
@@ -254,7 +254,7 @@ def test_paid_and_expired_invoices_are_not_sent(ftps, storage, tmp_path):
 def test_the_list_wins_over_the_invoice_created_online(ftps, storage, tmp_path):
     online(storage, "55501", "W-1", "1500.00")
     listing = invoice_csv(tmp_path / "i.csv", ["55501,W-1,ARS,2031-03-01,1600.00,,,,"])
-    from adapter.invoice_csv import read_invoice_csv
+    from adapter.files.invoice_csv import read_invoice_csv
     done = uploads(storage).upload(BILLER, Account(ftps.options()),
                                    lambda: read_invoice_csv(listing, BILLER), at=AT)
     assert carried(ftps.root / "Upload" / done.name) == {("55501", "W-1"): Decimal("1600.00")}
@@ -263,7 +263,7 @@ def test_the_list_wins_over_the_invoice_created_online(ftps, storage, tmp_path):
 def test_an_invoice_named_twice_in_the_list_sends_nothing(ftps, storage, tmp_path):
     rows = [f"3{n:07d},A-{n},ARS,2030-12-10,1.00,,,," for n in range(600)]
     listing = invoice_csv(tmp_path / "i.csv", rows + ["30000007,A-7,ARS,2030-12-10,2.00,,,,"])
-    from adapter.invoice_csv import read_invoice_csv
+    from adapter.files.invoice_csv import read_invoice_csv
     with pytest.raises(UploadError, match="invoice A-7 of client 30000007 is named twice"):
         uploads(storage).upload(BILLER, Account(ftps.options()),
                                 lambda: read_invoice_csv(listing, BILLER), at=AT)

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapter.cob import InvalidCobFile, RejectedLine, check_cob, read_cob
+from adapter.files.cob import InvalidCobFile, RejectedLine, check_cob, read_cob
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
-from adapter.fac import InvalidFacFile, format_fac, parse_fac
-from adapter.fixed_width import cents, day
+from adapter.files.fac import InvalidFacFile, format_fac, parse_fac
+from adapter.files.fixed_width import cents, day
 from adapter.text import ascii_digits
 from cobgen import cob_text
 

@@ -155,7 +155,7 @@ def test_a_file_rewritten_between_its_check_and_its_import_imports_nothing(own_d
                                                                            tmp_path):
     """The importer's passes read the file twice; another process rewrites it in between
     (here, the moment the biller is looked up, after the check): nothing is imported."""
-    from adapter.cob import InvalidCobFile
+    from adapter.files.cob import InvalidCobFile
     from adapter.service.reports import ReportImporter
     from adapter.storage.db import make_engine, upgrade_schema
     from adapter.storage.uow import Storage

@@ -1,7 +1,7 @@
 """The billing base the biller sends the network: which day a file counts for, its name,
 and what goes in it (the "novedades": only what changed since the last file sent).
 
-Pure rules, no files and no database: :mod:`adapter.fac` writes the records, the service
+Pure rules, no files and no database: :mod:`adapter.files.fac` writes the records, the service
 layer keeps what was sent.
 """
 from __future__ import annotations

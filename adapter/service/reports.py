@@ -1,13 +1,13 @@
 """Importing the network's payment reports (COB files).
 
 A file is read twice, streaming: once for every whole-file check
-(:func:`adapter.cob.check_cob`: a file failing one is refused whole, nothing
+(:func:`adapter.files.cob.check_cob`: a file failing one is refused whole, nothing
 written), then to store its lines, in batches, in one transaction -- committed
 only if the second pass read the very records the first one checked. A file is
 known by its records' digest (its line endings aside): importing one whose
 records were imported before changes nothing; a re-issue (same
 lines, some corrected) updates the corrected lines and adds none twice: a line
-is known by its identity (:attr:`adapter.cob.CobLine.identity`).
+is known by its identity (:attr:`adapter.files.cob.CobLine.identity`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
-from adapter.cob import CobLine, InvalidCobFile, RejectedLine, check_cob, read_cob
+from adapter.files.cob import CobLine, InvalidCobFile, RejectedLine, check_cob, read_cob
 from adapter.domain.model import utcnow
 from adapter.storage.uow import Conflict, Storage
 

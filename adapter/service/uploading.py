@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from adapter import fac
+from adapter.files import fac
 from adapter.domain.billing_base import (DEFAULT_CUTOFF, DEFAULT_MAX_FILES_PER_DAY, Novelty,
                                          file_day, file_name, fingerprint, key_of, novelties)
 from adapter.domain.model import Invoice, Origin, business_day, utcnow
@@ -56,7 +56,7 @@ REJECTION_LIMIT = 64 * 1024 * 1024  # bytes a rejection file may have
 
 
 class Account(Protocol):
-    """The biller's account on the network's FTPS server (adapter.cob_fetch.Account)."""
+    """The biller's account on the network's FTPS server (adapter.files.ftps.Account)."""
 
     def upload(self, path: Path, name: str, progress: Callable[[int], None]) -> None: ...
 

@@ -337,7 +337,7 @@ class ReportFileRow(Base):
 class ReportLineRow(Base):
     """A payment the network's report says it collected. A line's identity within a
     biller is its channel, control number, invoice ID and payment date (see
-    :mod:`adapter.cob`): a line reported again (the same file, or a re-issue) is this
+    :mod:`adapter.files.cob`): a line reported again (the same file, or a re-issue) is this
     row, updated if the re-issue corrected it, never a second one."""
 
     __tablename__ = "report_lines"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 
-from adapter.cob import CobLine
+from adapter.files.cob import CobLine
 from adapter.domain.reconciliation import ReportedPayment
 from adapter.storage.orm import PaymentRow, ReportFileRow, ReportLineRow
 

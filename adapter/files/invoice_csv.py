@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from adapter import fac
+from adapter.files import fac
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.errors import ClientError, InvalidInvoice
 from adapter.text import control_character

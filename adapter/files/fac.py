@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from adapter import fixed_width
+from adapter.files import fixed_width
 from adapter.text import ascii_digits, control_character
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.errors import ClientError, InvalidInvoice
@@ -174,7 +174,7 @@ def _records(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 def file_lines(path: str | os.PathLike) -> Iterator[str]:
     """The records of the FAC file at ``path``, one at a time (see
-    :func:`adapter.fixed_width.lines`: a line far longer than a record is refused without
+    :func:`adapter.files.fixed_width.lines`: a line far longer than a record is refused without
     being read whole)."""
     with open(path, "rb") as handle:
         for _, record in fixed_width.lines(handle, RECORD_LENGTH, InvalidFacFile, ENCODING):

@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from adapter.cob import InvalidCobFile, parse_cob_name
+from adapter.files.cob import InvalidCobFile, parse_cob_name
 from adapter.config import FtpsSettings
 from adapter.errors import AdapterError
 

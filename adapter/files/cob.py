@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from adapter import fixed_width
+from adapter.files import fixed_width
 from adapter.text import ascii_digits, control_character
 from adapter.errors import ClientError
 
