@@ -23,7 +23,7 @@ from adapter.soap.service import spyne_application
 from adapter.storage.db import check_ready, make_engine
 from adapter.storage.nonces import NonceRegistry
 from adapter.storage.query_log import QueryLog
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 
 
 def erp_configured(settings: Settings) -> bool:

@@ -94,7 +94,7 @@ def _forwards(settings: Settings, args) -> int:
     """An outbox: the ERP's (payments by idOperacion), or PMC's API's (``--to pmc``:
     invoices by idFactura)."""
     from adapter.domain.model import utcnow
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     to_pmc = args.to == "pmc"
     storage = Storage(make_engine(settings.database_url))
@@ -181,7 +181,7 @@ def _import_cob(settings: Settings, args) -> int:
     """Exit 0: every file imported whole; 1: some lines rejected; 2: a file refused (or
     unreadable) -- the others are still imported."""
     from adapter.service.reports import ReportImporter
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
@@ -198,7 +198,7 @@ def _fetch_cob(settings: Settings, args) -> int:
     from adapter.domain.model import BUSINESS_TZ
     from adapter.domain.reconciliation import business_days_back
     from adapter.service.reports import ReportImporter
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     billers = args.empresa or sorted(settings.served_billers)
     if not billers:
@@ -242,7 +242,7 @@ def _fetch_cob(settings: Settings, args) -> int:
 
 def _uploads(settings: Settings):
     from adapter.service.uploading import BillingBaseUploads
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
@@ -547,7 +547,7 @@ def _charges(settings: Settings, args) -> int:
 
     from adapter.domain.charges import associate
     from adapter.domain.model import BUSINESS_TZ
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     try:
         year, month = map(int, args.month.split("-"))

@@ -372,7 +372,7 @@ def soap(server, schema) -> RawSoap:
 def billing_base(server):
     """Puts invoices in the billing base (origin BASE), as a FAC upload would."""
     from adapter.storage.db import make_engine
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     storage = Storage(make_engine(server.database.url))
 
@@ -482,7 +482,7 @@ def server_with_erp(database_url: str, workdir: Path, erp_rows: list[str]):
     """A server of its own, with a bundled ERP of its own knowing ``erp_rows``, and the
     database's storage (to put invoices in the billing base): (server, erp, storage)."""
     from adapter.storage.db import make_engine
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     (workdir / "erp").mkdir()
     erp = ErpSim(workdir / "erp", erp_rows).start()

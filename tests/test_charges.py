@@ -18,7 +18,7 @@ import zeep
 from adapter.domain.charges import BY_CLIENT, BY_QUERY_ID, Paid, Query, associate
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.storage.db import make_engine
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 from conftest import start_server, stop_server, today
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))

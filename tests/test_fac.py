@@ -250,7 +250,7 @@ def test_an_import_in_batches_decides_each_invoice_in_file_order(engine, batch):
     """Looked up and written a batch at a time: created, replaced, unchanged and paid as
     one at a time would say, an invoice named twice ending as its last record says."""
     from adapter.service.billing import BillingService
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     storage = Storage(engine)
     billing = BillingService(storage)

@@ -24,7 +24,7 @@ from adapter.files.fac import FacReader, detail_record, file_lines, rejected_rec
 from adapter.service.billing import BillingService
 from adapter.service.uploading import LEASE, BillingBaseUploads, UploadError
 from adapter.storage.db import make_engine, upgrade_schema
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 from conftest import Database
 from test_cob_fetch import PASSWORD, USER, FtpsServer, pki, serving  # noqa: F401 (pki: a fixture)
 

@@ -26,7 +26,7 @@ from adapter.errors import ConfigurationError, PmcRejected, PmcUnavailable
 from adapter.pmc.client import PmcApi, add_invoice_body, dumps
 from adapter.storage.db import make_engine, upgrade_schema
 from adapter.storage.orm import PaymentRow
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 
 from conftest import (TNS, ErpSim, SimProcess, envelope, erp_env, start_server, stop_server,
                       today, unique, wait_until)

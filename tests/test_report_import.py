@@ -158,7 +158,7 @@ def test_a_file_rewritten_between_its_check_and_its_import_imports_nothing(own_d
     from adapter.files.cob import InvalidCobFile
     from adapter.service.reports import ReportImporter
     from adapter.storage.db import make_engine, upgrade_schema
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
 
     path = write_cob(tmp_path / "COB1234.271126", "1234", DAY, DAY_LINES)
     other = cob_text("1234", DAY, DAY_LINES[:2]).encode("latin-1")

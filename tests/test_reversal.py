@@ -27,7 +27,7 @@ from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origi
                                   PaymentNotice, PaymentState, ReversalNotice, ReversalState)
 from adapter.service.billing import BillingService
 from adapter.storage.db import make_engine
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 from conftest import (ErpSim, RawSoap, contract_client, erp_env, start_server, stop_server,
                       today, unique, wait_until)
 

@@ -90,7 +90,7 @@ def test_a_writer_killed_while_holding_the_lock_releases_it(database):
 
 def test_readers_do_not_wait_for_a_writer(database):
     url, engine, _lock_file = database
-    from adapter.storage.uow import Storage
+    from adapter.storage.unit_of_work import Storage
     holder = start_holder(url)
     try:
         with Storage(engine).unit_of_work(read_only=True) as uow:

@@ -13,7 +13,7 @@ from adapter.service.billing import BillingService
 import adapter.storage.db as db
 from adapter.storage.db import make_engine, upgrade_schema
 from adapter.storage.orm import InvoiceRow, PaymentRow
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 from conftest import unique
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)

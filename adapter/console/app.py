@@ -40,7 +40,7 @@ from adapter.service.overview import Overview, outcome_name
 from adapter.service.reconciling import Reconciler
 from adapter.soap import transport
 from adapter.storage.console import ConsoleSession
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

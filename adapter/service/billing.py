@@ -39,7 +39,8 @@ from adapter.domain.model import (DEFAULT_REVERSAL_CUTOFF_HOUR, DebtAnswer, Invo
 from adapter.erp.connector import ErpConnector, ErpDirectory, ErpLookup
 from adapter.errors import ErpError
 from adapter.storage.query_log import QueryLog, QueryRecord
-from adapter.storage.uow import Conflict, Storage
+from adapter.storage.transaction import Conflict
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from adapter.erp.connector import ErpDirectory
 from adapter.errors import ErpRejected, ErpUnavailable
 from adapter.service.outbox import Delivered, OutboxWorker
-from adapter.storage.uow import ForwardTask, Storage
+from adapter.storage.deliveries import ForwardTask
+from adapter.storage.unit_of_work import Storage
 
 
 class Forwarder(OutboxWorker):

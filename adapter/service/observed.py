@@ -18,7 +18,9 @@ from typing import Callable
 
 from adapter.domain.model import utcnow
 from adapter.errors import ClientError
-from adapter.storage.uow import Conflict, ObservedPayment, Storage
+from adapter.storage.transaction import Conflict
+from adapter.storage.payments import ObservedPayment
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

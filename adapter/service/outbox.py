@@ -25,7 +25,8 @@ from typing import Any, Callable, ClassVar
 
 from adapter.domain.model import utcnow
 from adapter.errors import StorageUnavailable
-from adapter.storage.uow import Conflict, Storage
+from adapter.storage.transaction import Conflict
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 
 from adapter.domain.charges import associate
 from adapter.domain.model import BUSINESS_TZ, Outcome
-from adapter.storage.uow import Storage
+from adapter.storage.unit_of_work import Storage
 
 
 @dataclass

@@ -16,7 +16,8 @@ from __future__ import annotations
 from adapter.errors import PmcRejected, PmcUnavailable
 from adapter.pmc.client import PmcDirectory
 from adapter.service.outbox import Delivered, OutboxWorker
-from adapter.storage.uow import PmcTask, Storage
+from adapter.storage.deliveries import PmcTask
+from adapter.storage.unit_of_work import Storage
 
 
 class Publisher(OutboxWorker):

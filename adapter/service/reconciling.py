@@ -23,7 +23,8 @@ from adapter.domain.model import (BUSINESS_TZ, Currency, Outcome, PaymentNotice,
                                   utcnow)
 from adapter.domain.reconciliation import DAY_SLACK, Item, ReportedPayment, State, pair
 from adapter.service.billing import new_receipt_id
-from adapter.storage.uow import Conflict, Storage
+from adapter.storage.transaction import Conflict
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

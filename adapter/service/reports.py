@@ -20,7 +20,8 @@ from typing import Callable, Iterator
 
 from adapter.files.cob import CobLine, InvalidCobFile, RejectedLine, check_cob, read_cob
 from adapter.domain.model import utcnow
-from adapter.storage.uow import Conflict, Storage
+from adapter.storage.transaction import Conflict
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

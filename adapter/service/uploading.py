@@ -44,7 +44,8 @@ from adapter.domain.reconciliation import business_days_back
 from adapter.errors import AdapterError
 from adapter.service.billing import _batched
 from adapter.storage.fac_files import Busy, Claimed, LimitReached
-from adapter.storage.uow import Conflict, Storage
+from adapter.storage.transaction import Conflict
+from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
 from adapter.storage.orm import ConsoleEventRow, ConsoleSessionRow
-
-if TYPE_CHECKING:
-    from adapter.storage.uow import _Transaction
+from adapter.storage.transaction import Transaction
 
 _SESSIONS = ConsoleSessionRow.__table__
 _EVENTS = ConsoleEventRow.__table__
@@ -25,7 +22,7 @@ class ConsoleSession:
 
 
 class ConsoleJournal:
-    def __init__(self, transaction: _Transaction):
+    def __init__(self, transaction: Transaction):
         self._tx = transaction
 
     def open_session(self, token_sha256: str, operator: str, csrf: str, address: str,

@@ -12,14 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 
 from adapter.storage.orm import FacFileRow, FacRecordRow, FacRejectionRow
-
-if TYPE_CHECKING:
-    from adapter.storage.uow import _Transaction
+from adapter.storage.transaction import Transaction
 
 _FILES = FacFileRow.__table__
 _RECORDS = FacRecordRow.__table__
@@ -90,7 +87,7 @@ class PendingRejection:
 
 
 class FacFiles:
-    def __init__(self, transaction: _Transaction):
+    def __init__(self, transaction: Transaction):
         self._tx = transaction
 
     def claim(self, biller_id: str, day: date, name_of, max_files: int, now: datetime,

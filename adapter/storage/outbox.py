@@ -1,7 +1,7 @@
 """What every outbox repository does the same way: claims with a lease, the outcome of a
 delivery, retries, the state per status. The ERP's outbox (payments, reversals,
-resolutions: :class:`adapter.storage.uow.Forwards`) and PMC's (invoices:
-:class:`adapter.storage.uow.PmcDeliveries`) differ only in what makes an item
+resolutions: :class:`adapter.storage.deliveries.Forwards`) and PMC's (invoices:
+:class:`adapter.storage.deliveries.PmcDeliveries`) differ only in what makes an item
 deliverable before another and in what a claimed item carries.
 
 A row is claimed by one worker only (a conditional UPDATE on its lease), until its

@@ -9,16 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 
 from adapter.files.cob import CobLine
 from adapter.domain.reconciliation import ReportedPayment
 from adapter.storage.orm import PaymentRow, ReportFileRow, ReportLineRow
-
-if TYPE_CHECKING:
-    from adapter.storage.uow import _Transaction
+from adapter.storage.transaction import Transaction
 
 _FILES = ReportFileRow.__table__
 _LINES = ReportLineRow.__table__
@@ -47,7 +44,7 @@ class LineCounts:
 
 
 class Reports:
-    def __init__(self, transaction: _Transaction):
+    def __init__(self, transaction: Transaction):
         self._tx = transaction
 
     def file_imported(self, biller_id: str, sha256: str) -> str | None:
