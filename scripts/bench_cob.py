@@ -64,7 +64,7 @@ def measure(kind: str, path: str, database_url: str | None = None) -> dict:
     if kind == "import":
         from adapter.service.reports import ReportImporter
         from adapter.storage.db import make_engine, upgrade_schema
-        from adapter.storage.uow import Storage
+        from adapter.storage.unit_of_work import Storage
 
         engine = make_engine(database_url)
         upgrade_schema(engine)

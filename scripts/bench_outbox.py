@@ -32,7 +32,7 @@ from conftest import ErpSim  # noqa: E402  (the tests' own ERP process helper)
 
 from adapter.domain.model import Currency, Outcome, PaymentNotice  # noqa: E402
 from adapter.storage.db import make_engine, upgrade_schema  # noqa: E402
-from adapter.storage.uow import Storage  # noqa: E402
+from adapter.storage.unit_of_work import Storage  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 
