@@ -95,17 +95,8 @@ def test_the_build_context_builds_the_wheel_the_image_installs(tmp_path):
 
 
 def test_the_systemd_unit_starts_serve_unprivileged_and_stops_gracefully():
-    sections: dict[str, dict[str, str]] = {}
-    section = None
-    for line in UNIT.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            section = sections.setdefault(line.strip("[]"), {})
-        else:
-            key, _, value = line.partition("=")
-            section[key] = value
+    sections = {name: {key: values[-1] for key, values in entries.items()}
+                for name, entries in unit_sections(UNIT).items()}
     service = sections["Service"]
     assert service["ExecStart"].endswith("pmc-adapter serve")
     assert service["User"] not in ("root", "") and service["NoNewPrivileges"] == "yes"

@@ -54,6 +54,7 @@ LEASE = timedelta(minutes=2)  # renewed at least every RENEW while a run works
 RENEW = timedelta(seconds=30)
 REJECTION_DAYS = 5  # business days back a file's rejection file is looked for
 REJECTION_LIMIT = 64 * 1024 * 1024  # bytes a rejection file may have
+CLAIM_LOST = "this run's claim on the file expired (another run took it as failed): nothing sent"
 
 
 class Account(Protocol):
@@ -107,8 +108,7 @@ class _Lease:
             return
         with self._storage.unit_of_work() as uow:
             if not uow.fac_files.renew(self._pk, now + LEASE):
-                raise UploadError("this run's claim on the file expired (another run took it "
-                                  "as failed): nothing sent")
+                raise UploadError(CLAIM_LOST)
             uow.commit()
         self._renewed = now
 
@@ -288,8 +288,7 @@ class BillingBaseUploads:
             with self._storage.unit_of_work() as uow:
                 uow.fac_files.add_records(claim.pk, biller_id, rows)
                 if not uow.fac_files.renew(claim.pk, self._clock() + LEASE):
-                    raise UploadError("this run's claim on the file expired (another run took "
-                                      "it as failed): nothing sent")
+                    raise UploadError(CLAIM_LOST)
                 uow.commit()
         except Conflict:
             with self._storage.unit_of_work(read_only=True) as uow:
