@@ -95,7 +95,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from adapter.domain.billing_base import DEFAULT_CUTOFF as DEFAULT_FAC_CUTOFF
@@ -560,93 +560,194 @@ def _pmc_api_url(name: str, value: Any) -> str | None:
 
 
 # -- the keys of each section -----------------------------------------------------
-# name -> (parser, default). The ERP and FTPS keys are the global ones in [adapter]
-# and a biller's own in [billers.NNNN].
+# name -> Key(parser, default, doc). The ERP and FTPS keys are the global ones in
+# [adapter] and a biller's own in [billers.NNNN]. ``doc`` is the key's meaning in one
+# line: the manual's configuration tables are made from these (docs/_ext/settings.py).
 
-ERP_KEYS: dict[str, tuple[Parser, Any]] = {
-    "erp_wsdl": (_optional_text, None),
-    "erp_timeout": (_positive_float, 3.0),
-    "erp_connector": (_connector, DEFAULT_ERP_CONNECTOR),
-    "erp_auth": (_choice(*ERP_AUTH_MODES, optional=True), None),
-    "erp_username": (_optional_text, None),
-    "erp_password": (_optional_text, None),
-    "erp_options": (_table, {}),
+class Key(NamedTuple):
+    parser: Parser
+    default: Any
+    doc: str
+
+
+ERP_KEYS: dict[str, Key] = {
+    "erp_wsdl": Key(_optional_text, None,
+                    "WSDL (URL or file) of the ERP; unset: the billing base only"),
+    "erp_timeout": Key(_positive_float, 3.0,
+                       "seconds; bounds every ERP call, whole (not per read: an ERP "
+                       "dribbling its answer is cut at it)"),
+    "erp_connector": Key(_connector, DEFAULT_ERP_CONNECTOR,
+                         "the connector class, ``module:Class`` (see "
+                         "adapter/erp/connector.py)"),
+    "erp_auth": Key(_choice(*ERP_AUTH_MODES, optional=True), None,
+                    "``wsse`` (WS-Security UsernameToken) or ``basic``; unset: none"),
+    "erp_username": Key(_optional_text, None, "the user name for the ERP"),
+    "erp_password": Key(_optional_text, None, "the password for the ERP"),
+    "erp_options": Key(_table, {},
+                       "a table of settings for the connector class alone (nothing "
+                       "else of the configuration reaches a connector)"),
 }
-PMC_API_KEYS: dict[str, tuple[Parser, Any]] = {
-    "pmc_api_url": (_pmc_api_url, None),
-    "pmc_api_token": (_access_token, None),
-    "pmc_api_timeout": (_positive_float, 5.0),
+PMC_API_KEYS: dict[str, Key] = {
+    "pmc_api_url": Key(_pmc_api_url, None,
+                       "PMC's collection API (HTTPS), where AltaFactura's invoices are "
+                       "sent; unset: invoices stay here"),
+    "pmc_api_token": Key(_access_token, None,
+                         "its Bearer token; required with the URL"),
+    "pmc_api_timeout": Key(_positive_float, 5.0, "seconds; bounds every call, whole"),
 }
-FTPS_KEYS: dict[str, tuple[Parser, Any]] = {
-    "cob_ftp_host": (_optional_text, None),
-    "cob_ftp_port": (_positive_int, 990),
-    "cob_ftp_tls": (_choice(*FTPS_TLS_MODES), "implicit"),
-    "cob_ftp_username": (_text, ""),
-    "cob_ftp_password": (_text, ""),
-    "cob_ftp_folder": (_text, "Download"),
-    "cob_ftp_timeout": (_positive_float, 30.0),
-    "cob_ftp_ca_file": (_optional_text, None),
-    "fac_ftp_folder": (_text, "Upload"),  # FtpsSettings.upload_folder
+FTPS_KEYS: dict[str, Key] = {
+    "cob_ftp_host": Key(_optional_text, None,
+                        "the network's FTPS server (payment reports, billing base); "
+                        "unset: none"),
+    "cob_ftp_port": Key(_positive_int, 990, "its port"),
+    "cob_ftp_tls": Key(_choice(*FTPS_TLS_MODES), "implicit",
+                       "``implicit`` (usually port 990) or ``explicit`` (AUTH TLS, "
+                       "usually port 21)"),
+    "cob_ftp_username": Key(_text, "", "the account's user name"),
+    "cob_ftp_password": Key(_text, "", "the account's password"),
+    "cob_ftp_folder": Key(_text, "Download",
+                          "the folder of the payment reports and rejection files"),
+    "cob_ftp_timeout": Key(_positive_float, 30.0,
+                           "seconds, for connecting and for every read and write"),
+    "cob_ftp_ca_file": Key(_optional_text, None,
+                           "PEM bundle to verify the server; unset: the system's CAs"),
+    "fac_ftp_folder": Key(_text, "Upload",  # FtpsSettings.upload_folder
+                          "the folder the billing base files (FAC) are sent to"),
 }
-ADAPTER_KEYS: dict[str, tuple[Parser, Any]] = {
-    "database_url": (_text, DEFAULT_DATABASE_URL),
-    "bind": (_text, "127.0.0.1:8080"),
-    "workers": (_positive_int, 2),
-    "threads": (_positive_int, 16),
-    "billers": (_biller_ids, frozenset()),
-    "max_request_bytes": (_positive_int, 64 * 1024),
-    "max_xml_depth": (_xml_depth, 32),
-    "max_xml_elements": (_positive_int, 500),
-    "max_xml_attributes": (_positive_int, 32),
-    "max_xml_attributes_total": (_positive_int, 256),
-    "graceful_timeout": (_positive_float, 20.0),
-    "request_timeout": (_positive_float, 10.0),
-    "log_level": (_choice(*LOG_LEVELS), "info"),
-    "log_format": (_choice("text", "json"), "text"),
+ADAPTER_KEYS: dict[str, Key] = {
+    "database_url": Key(_text, DEFAULT_DATABASE_URL,
+                        "SQLAlchemy URL; production: "
+                        "``postgresql+psycopg://user@host/db``"),
+    "bind": Key(_text, "127.0.0.1:8080", "address gunicorn listens on"),
+    "workers": Key(_positive_int, 2, "gunicorn worker processes"),
+    "threads": Key(_positive_int, 16,
+                   "threads per worker (requests waiting on the ERP do not hold up "
+                   "others)"),
+    "billers": Key(_biller_ids, frozenset(),
+                   "the 4-digit biller numbers this adapter serves (comma-separated in "
+                   "the environment); empty: any biller, with a warning at start"),
+    "max_request_bytes": Key(_positive_int, 64 * 1024,
+                             "larger requests are refused (real messages are a few KiB)"),
+    "max_xml_depth": Key(_xml_depth, 32, "deeper documents are refused"),
+    "max_xml_elements": Key(_positive_int, 500,
+                            "documents with more elements are refused, while being "
+                            "parsed"),
+    "max_xml_attributes": Key(_positive_int, 32,
+                              "attributes (namespace declarations count) one element "
+                              "may carry; refused while being parsed"),
+    "max_xml_attributes_total": Key(_positive_int, 256,
+                                    "attributes a whole document may carry; refused "
+                                    "while being parsed, before any schema work"),
+    "graceful_timeout": Key(_positive_float, 20.0,
+                            "seconds a stopping server (SIGTERM) gives the requests and "
+                            "ERP deliveries in flight; then the claims left are released"),
+    "request_timeout": Key(_positive_float, 10.0,
+                           "seconds a client has to send a whole request (headers and "
+                           "body)"),
+    "log_level": Key(_choice(*LOG_LEVELS), "info", "gunicorn's log level"),
+    "log_format": Key(_choice("text", "json"), "text",
+                      "``json``: the adapter's log lines as one JSON object each"),
     **ERP_KEYS,
-    "forward_poll": (_positive_float, 2.0),
-    "forward_retry_base": (_positive_float, 2.0),
-    "forward_retry_max": (_positive_float, 300.0),
-    "forward_concurrency": (_positive_int, 4),
-    "forward_probe": (_positive_float, 10.0),
+    "forward_poll": Key(_positive_float, 2.0,
+                        "seconds between outbox looks (a new payment wakes its worker "
+                        "at once)"),
+    "forward_retry_base": Key(_positive_float, 2.0,
+                              "seconds: the first retry delay; doubles per failure"),
+    "forward_retry_max": Key(_positive_float, 300.0,
+                             "seconds: the longest delay between retries"),
+    "forward_concurrency": Key(_positive_int, 4,
+                               "deliveries at once per forwarder (each worker process "
+                               "runs one)"),
+    "forward_probe": Key(_positive_float, 10.0,
+                         "seconds between probes of an ERP (or PMC API) that failed, "
+                         "whatever the backoff"),
     **PMC_API_KEYS,
-    "clock_skew": (_positive_float, 300.0),
-    "wss_window": (_positive_float, 300.0),
-    "public_wsdl": (_flag, False),
-    "tls_at_proxy": (_flag, False),
-    "public_url": (_public_url, None),
-    "validation": (_choice(*VALIDATION_ENGINES), "libxml2"),
-    "reversal_cutoff_hour": (_hour, 24),
-    "charge_window_days": (_days, 0),
+    "clock_skew": Key(_positive_float, 300.0,
+                      "seconds a payment may be dated ahead of the server's clock (and "
+                      "WS-Security timestamps may be off)"),
+    "wss_window": Key(_positive_float, 300.0,
+                      "seconds a ``PasswordDigest``'s ``Created`` may be from now"),
+    "public_wsdl": Key(_flag, False,
+                       "``true``: the WSDL and XSD routes are open to any address"),
+    "tls_at_proxy": Key(_flag, False,
+                        "``true``: TLS ends at a proxy in front (clear-text secrets "
+                        "over plain HTTP are accepted)"),
+    "public_url": Key(_public_url, None,
+                      "the endpoint the WSDL advertises, e.g. "
+                      "``https://pmc.example.com/soap``; unset: the request's Host, if a "
+                      "valid host[:port], with a warning (set it in production)"),
+    "validation": Key(_choice(*VALIDATION_ENGINES), "libxml2",
+                      "who decides that a message is valid: ``libxml2`` (xmlschema "
+                      "explains each rejection) or ``both`` (xmlschema judges every "
+                      "message too)"),
+    "reversal_cutoff_hour": Key(_hour, 24,
+                                "a payment may be reversed on its business day until "
+                                "this hour (0-24)"),
+    "charge_window_days": Key(_days, 0,
+                              "business days after a debt query a payment of the same "
+                              "client may end it (0: the same day)"),
     **FTPS_KEYS,
-    "cob_fetch_days": (_positive_int, 5),
-    "cob_download_dir": (_text, "cob-reports"),
-    "fac_cutoff": (_clock_time, DEFAULT_FAC_CUTOFF),
-    "fac_max_files_per_day": (_files_per_day, DEFAULT_FAC_MAX_FILES),
-    "trusted_proxies": (_networks, ()),
-    "metrics_networks": (_networks, ()),
-    "tls_cert": (_optional_text, None),
-    "tls_key": (_optional_text, None),
-    "tls_client_ca": (_optional_text, None),
-    "allowed_networks": (_networks, ()),
-    "console_networks": (_networks, ()),
-    "console_session_timeout": (_positive_float, 900.0),
-    "console_login_attempts": (_positive_int, 5),
+    "cob_fetch_days": Key(_positive_int, 5,
+                          "business days of payment reports ``fetch-cob`` looks back"),
+    "cob_download_dir": Key(_text, "cob-reports",
+                            "where ``fetch-cob`` puts the reports it downloads"),
+    "fac_cutoff": Key(_clock_time, DEFAULT_FAC_CUTOFF,
+                      "Buenos Aires time: a billing base file sent later counts for the "
+                      "next business day"),
+    "fac_max_files_per_day": Key(_files_per_day, DEFAULT_FAC_MAX_FILES,
+                                 "billing base files a biller may send in a day "
+                                 "(``FACnnnn.DDMMAA.1`` on)"),
+    "trusted_proxies": Key(_networks, (),
+                           "networks of proxies whose ``X-Forwarded-Proto``/``-Host`` "
+                           "say how clients reached us; unset: those headers are "
+                           "ignored"),
+    "metrics_networks": Key(_networks, (),
+                            "networks that may scrape ``/metrics`` (and only they); "
+                            "unset: the allow-list of every route"),
+    "tls_cert": Key(_optional_text, None,
+                    "PEM certificate: with ``tls_key``, gunicorn serves HTTPS; unset: "
+                    "plain HTTP"),
+    "tls_key": Key(_optional_text, None, "the PEM key of ``tls_cert``"),
+    "tls_client_ca": Key(_optional_text, None,
+                         "PEM bundle of the CAs whose client certificates identify "
+                         "callers (mutual TLS); unset: no client certificates"),
+    "allowed_networks": Key(_networks, (),
+                            "networks clients must come from (``10.20.0.0/16``); unset: "
+                            "any address, with a warning"),
+    "console_networks": Key(_networks, (),
+                            "networks that may reach the console; unset: "
+                            "``allowed_networks``"),
+    "console_session_timeout": Key(_positive_float, 900.0,
+                                   "idle seconds after which a console session ends"),
+    "console_login_attempts": Key(_positive_int, 5,
+                                  "failed console logins in 15 minutes, per name or "
+                                  "per address, that block further tries for that time"),
 }
-CALLER_KEYS: dict[str, tuple[Parser, Any]] = {
-    "password": (_optional_text, None),
-    "certificate": (_optional_text, None),
-    "access_token": (_access_token, None),
-    "operations": (_words, None),
-    "billers": (_biller_ids, None),
+CALLER_KEYS: dict[str, Key] = {
+    "password": Key(_optional_text, None,
+                    "its password (HTTP Basic or WS-Security UsernameToken)"),
+    "certificate": Key(_optional_text, None,
+                       "the subject of its client certificate "
+                       "(``CN=pmc.example,O=PagoMisCuentas``; needs ``tls_client_ca``)"),
+    "access_token": Key(_access_token, None,
+                        "what PMC's JSON API puts in the body's ``access_token``"),
+    "operations": Key(_words, None,
+                      "the operations it may call; unset: every operation"),
+    "billers": Key(_biller_ids, None,
+                   "the billers it may act for; unset: every biller served"),
 }
-OPERATOR_KEYS: dict[str, tuple[Parser, Any]] = {
-    "password_hash": (_password_hash, None),
-    "role": (_choice("viewer", "resolver"), "viewer"),
+OPERATOR_KEYS: dict[str, Key] = {
+    "password_hash": Key(_password_hash, None,
+                         "the operator's scrypt password hash (``pmc-adapter "
+                         "operator-password`` prints one); required"),
+    "role": Key(_choice("viewer", "resolver"), "viewer",
+                "``viewer`` looks; ``resolver`` may also apply, dismiss and retry"),
 }
-BILLER_KEYS: dict[str, tuple[Parser, Any]] = {
-    "name": (_optional_text, None),
-    "reversal_cutoff_hour": (_hour, None),
+BILLER_KEYS: dict[str, Key] = {
+    "name": Key(_optional_text, None, "the biller's name, for people"),
+    "reversal_cutoff_hour": Key(_hour, None,
+                                "this biller's reversal window (0-24); unset: the "
+                                "global one"),
     **ERP_KEYS,
     **PMC_API_KEYS,
     **FTPS_KEYS,
@@ -680,9 +781,9 @@ def _checked_keys(where: str, given: Mapping[str, Any], valid) -> dict[str, Any]
 
 
 def _parsed(prefix: str, raw: Mapping[str, Any],
-            keys: Mapping[str, tuple[Parser, Any]]) -> dict[str, Any]:
+            keys: Mapping[str, Key]) -> dict[str, Any]:
     """Each key of ``keys`` given in ``raw``, parsed (named ``prefix + key`` in errors)."""
-    return {name: keys[name][0](prefix + name, value) for name, value in raw.items()}
+    return {name: keys[name].parser(prefix + name, value) for name, value in raw.items()}
 
 
 # The file's names of the typed parts' fields: erp_wsdl is ErpSettings.wsdl, and so on.
@@ -766,7 +867,7 @@ def _callers(sections: Mapping[str, Any], environ: Mapping[str, str]) -> dict:
         raw[name] = {"password": password}
     callers = {}
     for name, given in raw.items():
-        values = {key: default for key, (_parse, default) in CALLER_KEYS.items()}
+        values = {name: key.default for name, key in CALLER_KEYS.items()}
         values.update(_parsed(f"callers.{name}.", given, CALLER_KEYS))
         if not values["password"] and not values["certificate"] and not values["access_token"]:
             raise ConfigurationError(f"caller {name} has no password, no certificate and no "
@@ -830,7 +931,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
     raw.update(_checked_keys("the command line", {
         key: value for key, value in (overrides or {}).items() if value is not None},
         ADAPTER_KEYS))
-    values = {key: default for key, (_parse, default) in ADAPTER_KEYS.items()}
+    values = {name: key.default for name, key in ADAPTER_KEYS.items()}
     values.update(_parsed("", raw, ADAPTER_KEYS))
 
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
