@@ -577,8 +577,7 @@ ERP_KEYS: dict[str, Key] = {
                        "seconds; bounds every ERP call, whole (not per read: an ERP "
                        "dribbling its answer is cut at it)"),
     "erp_connector": Key(_connector, DEFAULT_ERP_CONNECTOR,
-                         "the connector class, ``module:Class`` (see "
-                         "adapter/erp/connector.py)"),
+                         "the connector class, ``module:Class``"),
     "erp_auth": Key(_choice(*ERP_AUTH_MODES, optional=True), None,
                     "``wsse`` (WS-Security UsernameToken) or ``basic``; unset: none"),
     "erp_username": Key(_optional_text, None, "the user name for the ERP"),

@@ -41,7 +41,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
-from adapter.errors import StorageUnavailable
+from adapter.errors import SchemaOutOfDate, StorageUnavailable
 from adapter.text import ascii_digits
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,8 @@ class _DatabaseFile:
                 f"the write-ahead log {self.wal_path} belongs to another file than "
                 f"{self.path} (the file at the path was replaced or deleted while a "
                 f"process had it open): move {self.wal_path} and {self.path}-shm aside, or "
-                f"put back the file they belong to (see the README)")
+                f"put back the file they belong to (see the manual, docs/operations.rst: The "
+                f"SQLite file)")
         if owner != database:
             descriptor = os.open(owner_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -316,7 +317,8 @@ class _DatabaseFile:
         """Keep open, until this process ends, a connection to the deleted or replaced
         file. Closing the last one would checkpoint the file's ``-wal`` into it and
         delete the ``-wal``: a deleted file would be gone, with every notice it holds;
-        open, it can be copied back from ``/proc/<pid>/fd`` (see the README). Closed
+        open, it can be copied back from ``/proc/<pid>/fd`` (the manual's docs/operations.rst,
+        The SQLite file). Closed
         when the process exits: the old ``-wal`` goes into the old file, and no longer
         lies at the path beside the new one."""
         self._kept.append(connection)
@@ -481,12 +483,14 @@ def check_ready(engine: Engine, timeout: float = READINESS_TIMEOUT_S) -> None:
     except StorageUnavailable:
         raise
     except Exception as error:  # a driver's error, whichever driver
+        if "alembic_version" in str(error):  # no such table: a database never migrated
+            raise SchemaOutOfDate("database schema has no revision (never migrated)") from error
         raise StorageUnavailable(f"database not readable: {error.__class__.__name__}: "
                                  f"{error}") from error
     expected = schema_heads()
     if found != expected:
-        raise StorageUnavailable(f"database schema is at {sorted(found) or 'no revision'}, "
-                                 f"this code needs {sorted(expected)}")
+        raise SchemaOutOfDate(f"database schema is at {sorted(found) or 'no revision'}, "
+                              f"this code needs {sorted(expected)}")
 
 
 def _sqlite_revisions(filename: str, is_uri: bool, timeout: float) -> frozenset[str]:
@@ -496,6 +500,8 @@ def _sqlite_revisions(filename: str, is_uri: bool, timeout: float) -> frozenset[
         uri = filename if "mode=" in filename else \
             filename + ("&" if "?" in filename else "?") + "mode=rw"
     else:
+        if not Path(filename).exists():
+            raise SchemaOutOfDate(f"no database file {filename}")
         uri = "file:" + quote(Path(filename).resolve().as_posix()) + "?mode=rw"
     # autocommit: the SELECT runs in a read transaction of its own, and ends with it
     connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
