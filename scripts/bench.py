@@ -29,7 +29,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import envelope, free_port  # noqa: E402  (the tests' own envelope builder)
+from support.data import free_port  # noqa: E402
+from support.soap import envelope  # noqa: E402  (the tests' own envelope builder)
 
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))

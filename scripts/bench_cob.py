@@ -5,7 +5,7 @@ reading its lines.
     .venv/bin/python scripts/bench_cob.py [--lines 1000000] [--rounds 1] [--skip-postgres]
 
 Writes a valid COB file of --lines synthetic payments in a temporary folder (the tests'
-own builder, tests/cobgen.py), then, in a fresh interpreter each (so that each peak RSS,
+own builder, tests/support/cobgen.py), then, in a fresh interpreter each (so that each peak RSS,
 ``ru_maxrss``, is its own):
 
 * ``baseline``: reads the file's lines (text, latin-1) and does nothing with them;
@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from cobgen import write_many  # noqa: E402  (the tests' own file builder)
+from support.cobgen import write_many  # noqa: E402  (the tests' own file builder)
 
 BILLER = "1234"
 DAY = date(2026, 11, 26)
@@ -109,7 +109,7 @@ def postgres(server_url: str, skip: bool):
     if skip:
         yield None
         return
-    from conftest import fresh_postgres_database  # the tests' own helper (not in the children)
+    from support.databases import fresh_postgres_database  # the tests' own helper (not in the children)
 
     with contextlib.ExitStack() as stack:
         try:

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import TNS, envelope as request_envelope  # noqa: E402 (the tests' builder)
+from support.soap import TNS, envelope as request_envelope  # noqa: E402 (the tests' builder)
 
 LIMIT = 64 * 1024
 

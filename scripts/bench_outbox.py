@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import ErpSim  # noqa: E402  (the tests' own ERP process helper)
+from support.servers import ErpSim  # noqa: E402  (the tests' own ERP process helper)
 
 from adapter.domain.model import Currency, Outcome, PaymentNotice  # noqa: E402
 from adapter.storage.db import make_engine, upgrade_schema  # noqa: E402

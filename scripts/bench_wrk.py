@@ -65,7 +65,8 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import free_port, fresh_postgres_database  # noqa: E402  (the tests' own helpers)
+from support.data import free_port  # noqa: E402
+from support.databases import fresh_postgres_database  # noqa: E402  (the tests' own helpers)
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 BILLER = "1234"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import envelope  # noqa: E402  (the tests' own envelope builder)
+from support.soap import envelope  # noqa: E402  (the tests' own envelope builder)
 
 BILLER = "1234"
 
