@@ -1,26 +1,36 @@
 """Composition root: wires settings, storage, ERP connectors, PMC's collection API, use
-cases, the outbox loops and the two entrypoints (the SOAP gateway, PMC's JSON API)."""
+cases, the outbox loops and the entrypoints (the SOAP gateway, PMC's JSON API, the back
+office). Every command of :mod:`adapter.cli` gets its parts from :func:`build`; only
+``serve``, ``worker`` and ``upgrade-schema`` bring the schema up to date."""
 from __future__ import annotations
 
 import atexit
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Literal
 
 from adapter.api.gateway import ApiGateway
-from adapter.config import Settings, load_settings
+from adapter.config import FtpsSettings, Settings, load_settings
 from adapter.erp.connector import ErpDirectory
-from adapter.service.billing import BillingService
 from adapter.pmc.client import PmcDirectory
+from adapter.service.billing import BillingService
+from adapter.service.charges import Charges
+from adapter.service.fetching import ReportFetcher
 from adapter.service.forwarding import Forwarder
+from adapter.service.observed import ObservedPayments
 from adapter.service.outbox import OutboxWorker
+from adapter.service.overview import Overview
 from adapter.service.publishing import Publisher
+from adapter.service.reconciling import Reconciler
+from adapter.service.reports import ReportImporter
+from adapter.service.uploading import BillingBaseUploads
 from adapter.soap import contract
 from adapter.soap.dispatch import SpyneDispatcher
 from adapter.soap.gateway import Gateway
 from adapter.soap.security import Guard, NonceCheck
 from adapter.soap.service import spyne_application
-from adapter.storage.db import check_ready, make_engine
+from adapter.storage.db import check_ready, make_engine, upgrade_schema
 from adapter.storage.nonces import NonceRegistry
 from adapter.storage.query_log import QueryLog
 from adapter.storage.unit_of_work import Storage
@@ -48,22 +58,52 @@ def publish_lease(settings: Settings) -> float:
 
 @dataclass
 class Components:
+    settings: Settings
     storage: Storage
     query_log: QueryLog
     erps: ErpDirectory
     forwarder: Forwarder | None
     billing: BillingService
     pmc_apis: PmcDirectory
-    publisher: Publisher | None = None
+    publisher: Publisher | None
+    reports: ReportImporter
+    fetcher: ReportFetcher
+    uploads: BillingBaseUploads
+    reconciler: Reconciler
+    observed: ObservedPayments
+    charges: Charges
+    overview: Overview
 
     @property
     def outboxes(self) -> list[OutboxWorker]:
         """The outbox loops this configuration runs (the ERP's, PMC's API's)."""
         return [worker for worker in (self.forwarder, self.publisher) if worker is not None]
 
+    def ftps_account(self, biller_id: str) -> FtpsSettings | None:
+        """The biller's account on the network's FTPS server; None when none is set."""
+        options = self.settings.cob_ftp_for(biller_id)
+        return options if options.host else None
 
-def build(settings: Settings) -> Components:
-    storage = Storage(make_engine(settings.database_url))
+    def close(self) -> None:
+        """Close the database connections (before a fork: the children open their own)."""
+        self.storage.engine.dispose()
+
+
+Schema = Literal["upgrade", "require", "as-is"]
+
+
+def build(settings: Settings, *, schema: Schema = "require") -> Components:
+    """Every part, wired. ``schema``: ``upgrade`` brings the database's schema up to date
+    (serve, worker, upgrade-schema); ``require`` refuses one that is not
+    (:class:`~adapter.errors.SchemaOutOfDate`; every other command: none changes the
+    schema); ``as-is`` does neither (serve's workers: serve upgraded it, and /health says
+    when it is not right)."""
+    engine = make_engine(settings.database_url)
+    if schema == "upgrade":
+        upgrade_schema(engine)
+    elif schema == "require":
+        check_ready(engine)
+    storage = Storage(engine)
     query_log = QueryLog(storage.engine)  # each record in its own commit until started
     erps = ErpDirectory(settings)
     pmc_apis = PmcDirectory(settings)
@@ -81,7 +121,17 @@ def build(settings: Settings) -> Components:
                              publishes=pmc_apis.publishes,
                              on_invoice_published=publisher.wake if publisher else
                              lambda: None)
-    return Components(storage, query_log, erps, forwarder, billing, pmc_apis, publisher)
+    wake = forwarder.wake if forwarder else lambda: None
+    return Components(
+        settings, storage, query_log, erps, forwarder, billing, pmc_apis, publisher,
+        reports=ReportImporter(storage, settings.serves),
+        fetcher=ReportFetcher(storage, Path(settings.cob_download_dir), settings.cob_fetch_days),
+        uploads=BillingBaseUploads(storage, cutoff=settings.fac_cutoff,
+                                   max_files_per_day=settings.fac_max_files_per_day),
+        reconciler=Reconciler(storage, erp_configured=erps.configured, on_payment_stored=wake),
+        observed=ObservedPayments(storage, erp_configured=erps.configured),
+        charges=Charges(storage, settings.charge_window_days),
+        overview=Overview(storage, settings.charge_window_days))
 
 
 class Channels:
@@ -106,7 +156,7 @@ class Channels:
 def make_wsgi_app(settings: Settings | None = None, *, forward: bool = False) -> Channels:
     """The service's WSGI app; with ``forward``, this process also forwards payments."""
     settings = settings or load_settings()
-    parts = build(settings)
+    parts = build(settings, schema="as-is")
     parts.query_log.start()  # concurrent debt queries recorded in one commit
     for worker in parts.outboxes if forward else []:
         worker.start(settings.forward_poll)
@@ -129,16 +179,9 @@ def console_for(settings: Settings, parts: Components):
     if not settings.operators:
         return None
     from adapter.console.app import ConsoleApp
-    from adapter.service.observed import ObservedPayments
-    from adapter.service.overview import Overview
-    from adapter.service.reconciling import Reconciler
 
-    wake = parts.forwarder.wake if parts.forwarder else lambda: None
-    return ConsoleApp(settings, parts.storage, parts.billing,
-                      ObservedPayments(parts.storage, erp_configured=parts.erps.configured),
-                      Reconciler(parts.storage, erp_configured=parts.erps.configured,
-                                 on_payment_stored=wake),
-                      Overview(parts.storage, settings.charge_window_days))
+    return ConsoleApp(settings, parts.storage, parts.billing, parts.observed, parts.reconciler,
+                      parts.overview)
 
 
 def outbox_states(storage: Storage) -> list[tuple[str, str, int, object]]:

@@ -19,7 +19,8 @@ import sys
 
 from adapter import __version__
 from adapter.config import Settings, load_settings
-from adapter.errors import ConfigurationError, RequestTimeout, StorageUnavailable
+from adapter.errors import (ConfigurationError, RequestTimeout, SchemaOutOfDate,
+                            StorageUnavailable)
 from adapter.logs import TEXT_FORMAT, use_format
 from adapter.storage.db import make_engine, upgrade_schema
 
@@ -30,18 +31,16 @@ def _serve(settings: Settings, args) -> int:
     # before anything imports prometheus_client: every worker counts into this folder
     from adapter.metrics_folder import prepare_multiprocess
     prepare_multiprocess()
-    from adapter.app import erp_configured, guard_for, make_wsgi_app
-    from adapter.checks import cautions
-    from adapter.erp.connector import ErpDirectory
     from adapter.api.gateway import refusal_body
+    from adapter.app import build, erp_configured, guard_for, make_wsgi_app
+    from adapter.checks import cautions
     from adapter.gunicorn_app import serve_wsgi
     from adapter.soap.faults import fault_envelope
 
-    ErpDirectory(settings).check()
     guard_for(settings)  # a bad caller list stops the start, not the first request
-    engine = make_engine(settings.database_url)
-    upgrade_schema(engine)
-    engine.dispose()  # workers open their own connections after the fork
+    parts = build(settings, schema="upgrade")
+    parts.erps.check()
+    parts.close()  # workers open their own connections after the fork
     # compiled once here (0.6 s of CPU), inherited by every worker gunicorn forks, and
     # by each one it starts again
     from adapter.soap import contract
@@ -66,8 +65,7 @@ def _serve(settings: Settings, args) -> int:
 def _worker(settings: Settings, args) -> int:
     from adapter.app import build
 
-    parts = build(settings)
-    upgrade_schema(parts.storage.engine)
+    parts = build(settings, schema="upgrade")
     parts.erps.check()
     workers = parts.outboxes
     if not workers:
@@ -93,11 +91,11 @@ def _worker(settings: Settings, args) -> int:
 def _forwards(settings: Settings, args) -> int:
     """An outbox: the ERP's (payments by idOperacion), or PMC's API's (``--to pmc``:
     invoices by idFactura)."""
+    from adapter.app import build
     from adapter.domain.model import utcnow
-    from adapter.storage.unit_of_work import Storage
 
     to_pmc = args.to == "pmc"
-    storage = Storage(make_engine(settings.database_url))
+    storage = build(settings).storage
 
     def queue(uow):
         return uow.pmc_deliveries if to_pmc else uow.forwards
@@ -111,11 +109,8 @@ def _forwards(settings: Settings, args) -> int:
               + (f" (of {named}{', '.join(args.retry_now)})" if args.retry_now else ""))
         return 0
 
-    status = "pending" if args.status == "failing" else args.status
     with storage.unit_of_work(read_only=True) as uow:
-        rows = queue(uow).listing(status, limit=args.limit)
-    if args.status == "failing":
-        rows = [row for row in rows if row.attempts > 0]
+        rows = queue(uow).listing(args.status, limit=args.limit)
     if args.json:
         print(json.dumps([{**row.__dict__, **{key: value.isoformat() for key, value in
                                               row.__dict__.items() if hasattr(value, "isoformat")}}
@@ -158,9 +153,7 @@ def _import_fac(settings: Settings, args) -> int:
             print(f"pmc-adapter import-fac: biller {header.biller_id} is not served here "
                   "(PMC_ADAPTER_BILLERS)", file=sys.stderr)
             return 2
-        parts = build(settings)
-        upgrade_schema(parts.storage.engine)
-        counts = parts.billing.import_billing_base(read)
+        counts = build(settings).billing.import_billing_base(read)
     except OSError as error:
         print(f"pmc-adapter import-fac: {error}", file=sys.stderr)
         return 2
@@ -180,81 +173,41 @@ def _import_fac(settings: Settings, args) -> int:
 def _import_cob(settings: Settings, args) -> int:
     """Exit 0: every file imported whole; 1: some lines rejected; 2: a file refused (or
     unreadable) -- the others are still imported."""
-    from adapter.service.reports import ReportImporter
-    from adapter.storage.unit_of_work import Storage
+    from adapter.app import build
 
-    engine = make_engine(settings.database_url)
-    upgrade_schema(engine)
-    return _import_reports(ReportImporter(Storage(engine), settings.serves), args.files)
+    return _import_reports(build(settings).reports, args.files)
 
 
 def _fetch_cob(settings: Settings, args) -> int:
     """Download the reports not imported yet from the network's FTPS server, then import
     them. Exit codes as import-cob's; 2 also when a server cannot be reached."""
-    from datetime import datetime, timedelta
-    from pathlib import Path
-
-    from adapter.files.ftps import FetchError, fetch_reports
-    from adapter.domain.model import BUSINESS_TZ
-    from adapter.domain.reconciliation import business_days_back
-    from adapter.service.reports import ReportImporter
-    from adapter.storage.unit_of_work import Storage
+    from adapter.app import build
+    from adapter.files.ftps import Account
 
     billers = args.empresa or sorted(settings.served_billers)
     if not billers:
         print("pmc-adapter fetch-cob: name the billers (--empresa, or PMC_ADAPTER_BILLERS)",
               file=sys.stderr)
         return 2
-    engine = make_engine(settings.database_url)
-    upgrade_schema(engine)
-    storage = Storage(engine)
-    importer = ReportImporter(storage, settings.serves)
-    uploads = _uploads(settings)
-    today = datetime.now(BUSINESS_TZ).date()
-    # a report is named by the day its funds reach the biller: 48 business hours after
-    # the payments, so the last days' names may lie a few days ahead
-    days = business_days_back(today, args.days or settings.cob_fetch_days) + [
-        today + timedelta(days=ahead) for ahead in range(0, 5)]
-    destination = Path(settings.cob_download_dir)
-    destination.mkdir(parents=True, exist_ok=True)
+    parts = build(settings)
     worst = 0
     for biller in billers:
-        options = settings.cob_ftp_for(biller)
-        if not options.host:
+        account = parts.ftps_account(biller)
+        if account is None:
             print(f"pmc-adapter fetch-cob: no cob_ftp_host for biller {biller}",
                   file=sys.stderr)
             worst = 2
             continue
-        with storage.unit_of_work(read_only=True) as uow:
-            imported = uow.reports.names(biller)
-        try:
-            paths = fetch_reports(options, biller, days, destination, imported.__contains__)
-        except FetchError as error:
-            print(f"pmc-adapter fetch-cob: biller {biller}: {error}", file=sys.stderr)
-            paths, worst = list(error.downloaded), 2
-        if not paths:
+        fetched = parts.fetcher.fetch(biller, account, args.days)
+        if fetched.error:
+            print(f"pmc-adapter fetch-cob: biller {biller}: {fetched.error}", file=sys.stderr)
+            worst = 2
+        if not fetched.paths:
             print(f"biller {biller}: no new report")
-        worst = max(worst, _import_reports(importer, [str(path) for path in paths]))
+        worst = max(worst, _import_reports(parts.reports, [str(path) for path in fetched.paths]))
         # the same folder holds the rejection files of the billing base files sent
-        worst = max(worst, _bring_back_rejections(uploads, biller, _account(settings, biller)))
+        worst = max(worst, _bring_back_rejections(parts.uploads, biller, Account(account)))
     return worst
-
-
-def _uploads(settings: Settings):
-    from adapter.service.uploading import BillingBaseUploads
-    from adapter.storage.unit_of_work import Storage
-
-    engine = make_engine(settings.database_url)
-    upgrade_schema(engine)
-    return BillingBaseUploads(Storage(engine), cutoff=settings.fac_cutoff,
-                              max_files_per_day=settings.fac_max_files_per_day)
-
-
-def _account(settings: Settings, biller: str):
-    from adapter.files.ftps import Account
-
-    options = settings.cob_ftp_for(biller)
-    return Account(options) if options.host else None
 
 
 def _bring_back_rejections(uploads, biller: str, account, at=None) -> int:
@@ -283,7 +236,9 @@ def _upload_fac(settings: Settings, args) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from adapter.domain.model import BUSINESS_TZ
+    from adapter.app import build
+    from adapter.domain.calendar import BUSINESS_TZ
+    from adapter.files.ftps import Account
     from adapter.files.invoice_csv import read_invoice_csv
     from adapter.service.uploading import UploadError
 
@@ -304,10 +259,12 @@ def _upload_fac(settings: Settings, args) -> int:
     if args.output and not Path(args.output).is_dir():
         print(f"pmc-adapter upload-fac: no folder {args.output}", file=sys.stderr)
         return 2
-    uploads = _uploads(settings)
+    parts = build(settings)
+    uploads = parts.uploads
     worst = 0
     for biller in billers:
-        account = _account(settings, biller)
+        options = parts.ftps_account(biller)
+        account = Account(options) if options else None
         if account is None and not args.output:
             print(f"pmc-adapter upload-fac: no cob_ftp_host for biller {biller} (the account "
                   "the billing base goes up to)", file=sys.stderr)
@@ -359,7 +316,9 @@ def _fac_status(settings: Settings, args) -> int:
         print("pmc-adapter fac-status: name the biller (--empresa, or PMC_ADAPTER_BILLERS)",
               file=sys.stderr)
         return 2
-    uploads = _uploads(settings)
+    from adapter.app import build
+
+    uploads = build(settings).uploads
     report = {}
     for biller in billers:
         files, pending = uploads.status(biller, args.limit)
@@ -454,24 +413,20 @@ class _progress:
 def _reconcile(settings: Settings, args) -> int:
     """Exit 0 when nothing needs attention, 1 otherwise."""
     import csv
-    from datetime import datetime
 
     from adapter.app import build
-    from adapter.domain.model import BUSINESS_TZ
-    from adapter.domain.reconciliation import previous_business_day
-    from adapter.service.reconciling import Reconciler
+    from adapter.domain.calendar import local_day, previous_business_day
+    from adapter.domain.model import utcnow
 
     if args.date and (args.first or args.last):
         print("pmc-adapter reconcile: --date or --from/--to, not both", file=sys.stderr)
         return 2
-    day = args.date or previous_business_day(datetime.now(BUSINESS_TZ).date())
+    day = args.date or previous_business_day(local_day(utcnow()))
     first, last = args.first or args.date or day, args.last or args.date or day
     if first > last:
         print("pmc-adapter reconcile: --from is after --to", file=sys.stderr)
         return 2
-    parts = build(settings)
-    upgrade_schema(parts.storage.engine)
-    reconciler = Reconciler(parts.storage, erp_configured=parts.erps.configured)
+    reconciler = build(settings).reconciler
     billers = args.empresa or sorted(settings.served_billers) or reconciler.billers()
     closes = [reconciler.close(biller, first, last) for biller in billers]
     rows = [_item_row(close.biller_id, item) for close in closes for item in close.items]
@@ -543,33 +498,19 @@ def _summary(close) -> list[dict]:
 
 def _charges(settings: Settings, args) -> int:
     import csv
-    from datetime import date, datetime, time
+    from datetime import date
 
-    from adapter.domain.charges import associate
-    from adapter.domain.model import BUSINESS_TZ
-    from adapter.storage.unit_of_work import Storage
+    from adapter.app import build
+    from adapter.domain.calendar import BUSINESS_TZ
 
     try:
         year, month = map(int, args.month.split("-"))
-        first = date(year, month, 1)
+        date(year, month, 1)
     except ValueError:
         print(f"pmc-adapter charges: --month is YYYY-MM, not {args.month!r}", file=sys.stderr)
         return 2
-    following = date(year + month // 12, month % 12 + 1, 1)
-    start = datetime.combine(first, time(0), tzinfo=BUSINESS_TZ)
-    end = datetime.combine(following, time(0), tzinfo=BUSINESS_TZ)
-    # payments of the month's last queries may come a few (business) days later
-    payments_end = datetime.combine(
-        date.fromordinal(following.toordinal() + 7 + 2 * settings.charge_window_days),
-        time(0), tzinfo=BUSINESS_TZ)
-    storage = Storage(make_engine(settings.database_url))
-    upgrade_schema(storage.engine)
-    with storage.unit_of_work(read_only=True) as uow:
-        billers = args.empresa or sorted(settings.served_billers) or sorted(uow.queries.billers())
-        months = {biller: associate(uow.queries.between(biller, start, end),
-                                    uow.payments.for_charges(biller, start, payments_end),
-                                    settings.charge_window_days)
-                  for biller in billers}
+    months = build(settings).charges.month(
+        year, month, args.empresa or sorted(settings.served_billers))
     rows = [{"empresa": biller, "idConsulta": charge.query.query_id,
              "asked_at": charge.query.asked_at.astimezone(BUSINESS_TZ).isoformat(
                  timespec="seconds"),
@@ -598,15 +539,13 @@ def _charges(settings: Settings, args) -> int:
 
 def _observed_payments(settings: Settings):
     from adapter.app import build
-    from adapter.service.observed import ObservedPayments
 
-    parts = build(settings)
-    upgrade_schema(parts.storage.engine)
-    return ObservedPayments(parts.storage, erp_configured=parts.erps.configured)
+    return build(settings).observed
 
 
 def _observed(settings: Settings, args) -> int:
-    from adapter.domain.model import BUSINESS_TZ, utcnow
+    from adapter.domain.calendar import BUSINESS_TZ
+    from adapter.domain.model import utcnow
     from adapter.soap.service import DESCRIPTIONS
 
     waiting = _observed_payments(settings).waiting(args.empresa)
@@ -884,6 +823,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(settings, args)
     except ConfigurationError as error:
         print(f"pmc-adapter: configuration error: {error}", file=sys.stderr)
+        return 2
+    except SchemaOutOfDate as error:
+        print(f"pmc-adapter {args.command}: {error}: `pmc-adapter upgrade-schema` creates or "
+              "migrates it (serve and worker do it when they start)", file=sys.stderr)
         return 2
     except StorageUnavailable as error:
         print(f"pmc-adapter {args.command}: {error}", file=sys.stderr)

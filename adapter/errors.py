@@ -148,8 +148,31 @@ class StorageUnavailable(ServerError):
     public_message = "the adapter's database is unavailable; try again later"
 
 
+class SchemaOutOfDate(StorageUnavailable):
+    """The database answers, at a schema revision this code does not use: ``pmc-adapter
+    upgrade-schema`` (or ``serve``, ``worker``) brings it up to date."""
+
+
+class Conflict(ServerError):
+    """A unique or check constraint refused the transaction (someone else wrote the same
+    thing at the same moment): the use case retries it from the start, or says what the
+    other one did. One that escapes is a bug: the caller gets an internal error."""
+
+    fault_code = "Server.InternalError"
+
+
 class ConfigurationError(AdapterError):
     """The adapter cannot start with the configuration it was given."""
+
+
+class DeadlineExceeded(AdapterError):
+    """A call to another system (the ERP, PMC's API) had no complete answer within its
+    deadline; the client that made it says which system, as ErpUnavailable or
+    PmcUnavailable."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"no complete answer within {seconds:g} s")
+        self.seconds = seconds
 
 
 class ErpError(AdapterError):

@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlencode
 import jinja2
 
 from adapter.config import Settings
-from adapter.domain.model import BUSINESS_TZ, business_day, utcnow
+from adapter.domain.calendar import BUSINESS_TZ, local_day
+from adapter.domain.model import utcnow
 from adapter.errors import AdapterError, StorageUnavailable
 from adapter.passwords import decoy, verify_password
 from adapter.service.billing import BillingService
@@ -309,7 +310,7 @@ class ConsoleApp:
     def _day(self, request: _Request) -> date:
         try:
             return date.fromisoformat(request.query["day"]) if "day" in request.query \
-                else business_day(self._clock())
+                else local_day(self._clock())
         except ValueError:
             raise _Refused("400 Bad Request", "A day is YYYY-MM-DD.") from None
 
@@ -376,7 +377,7 @@ class ConsoleApp:
             files = uow.reports.files(request.query.get("biller") or None)
         biller = request.query.get("biller") or (files[0][0] if files else None)
         day = date.fromisoformat(request.query["day"]) if request.query.get("day") else \
-            (files[0][2] - timedelta(days=1) if files else business_day(self._clock()))
+            (files[0][2] - timedelta(days=1) if files else local_day(self._clock()))
         items = self._reconciler.preview(biller, day, day) if biller else []
         return self._page("200 OK", "reconciliation.html", session, page="reconciliation",
                           files=files, biller=biller, day=day, items=items)
@@ -384,10 +385,10 @@ class ConsoleApp:
     def _outbox(self, request: _Request, session: ConsoleSession,
                 message: str | None = None) -> _Reply:
         with self._storage.unit_of_work(read_only=True) as uow:
-            erp = [item for item in uow.forwards.listing("pending", limit=500)
-                   if item.attempts > 0] + uow.forwards.listing("rejected", limit=500)
-            pmc = [item for item in uow.pmc_deliveries.listing("pending", limit=500)
-                   if item.attempts > 0] + uow.pmc_deliveries.listing("rejected", limit=500)
+            erp = uow.forwards.listing("failing", limit=500) + \
+                uow.forwards.listing("rejected", limit=500)
+            pmc = uow.pmc_deliveries.listing("failing", limit=500) + \
+                uow.pmc_deliveries.listing("rejected", limit=500)
         message = message or (f"{request.query['released']} item(s) due now."
                               if request.query.get("released") else None)
         return self._page("200 OK", "outbox.html", session, page="outbox", erp=erp, pmc=pmc,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
-from adapter.domain.model import Invoice, business_day, BUSINESS_TZ
-from adapter.domain.reconciliation import is_business_day
+from adapter.domain.calendar import BUSINESS_TZ, is_business_day, local_day, next_business_day
+from adapter.domain.model import Invoice
 
 DEFAULT_CUTOFF = time(14, 30)  # the network's FAQ: a file sent before 14:30 counts that day
 DEFAULT_MAX_FILES_PER_DAY = 10  # the public WHMCS module stops at 10 a day
@@ -20,17 +20,10 @@ DEFAULT_MAX_FILES_PER_DAY = 10  # the public WHMCS module stops at 10 a day
 InvoiceKey = tuple[str, str, str]  # biller, customer, invoice
 
 
-def next_business_day(day: date) -> date:
-    day += timedelta(days=1)
-    while not is_business_day(day):
-        day += timedelta(days=1)
-    return day
-
-
 def file_day(moment: datetime, cutoff: time = DEFAULT_CUTOFF) -> date:
     """The business day a file sent at ``moment`` counts for, in Buenos Aires time: that
     day before the cut-off on a business day, else the next business day."""
-    day = business_day(moment)
+    day = local_day(moment)
     local = moment.astimezone(BUSINESS_TZ).time().replace(tzinfo=None)
     if is_business_day(day) and local < cutoff:
         return day

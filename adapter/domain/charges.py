@@ -15,11 +15,9 @@ Plain Python: the storage hands in the month's queries and the payments around i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Callable
+from datetime import datetime
 
-from adapter.domain.model import business_day
-from adapter.domain.reconciliation import is_business_day
+from adapter.domain.calendar import business_days_between, local_day
 
 BY_QUERY_ID = "idConsulta"
 BY_CLIENT = "same client and invoice"
@@ -54,17 +52,6 @@ class Charge:
         return self.payment is not None
 
 
-def business_days_between(first: date, last: date,
-                          is_open: Callable[[date], bool] = is_business_day) -> int:
-    """How many business days after ``first`` ``last`` is (0: the same day, or a day
-    the network is closed right after it)."""
-    count, day = 0, first
-    while day < last:
-        day = date.fromordinal(day.toordinal() + 1)
-        count += is_open(day)
-    return count
-
-
 def associate(queries: list[Query], payments: list[Paid], window: int = 0) -> list[Charge]:
     """Every query, with the payment associated with it, if any."""
     if window < 0:
@@ -82,13 +69,13 @@ def associate(queries: list[Query], payments: list[Paid], window: int = 0) -> li
     for query in sorted(queries, key=lambda q: (q.asked_at, q.query_id)):
         by_client.setdefault(query.customer_id, []).append(query)
     for payment in unnamed:
-        paid_day = business_day(payment.paid_at)
+        paid_day = local_day(payment.paid_at)
         for query in reversed(by_client.get(payment.customer_id, [])):
             if query.query_id in taken or query.asked_at > payment.paid_at:
                 continue
             if query.invoice_id is not None and query.invoice_id != payment.invoice_id:
                 continue
-            if business_days_between(business_day(query.asked_at), paid_day) > window:
+            if business_days_between(local_day(query.asked_at), paid_day) > window:
                 break  # older queries are further away still
             taken[query.query_id] = (payment, BY_CLIENT)
             break

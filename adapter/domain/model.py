@@ -10,12 +10,9 @@ import enum
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
+from adapter.domain.calendar import BUSINESS_TZ, local_day
 from adapter.errors import InvalidInvoice
-
-# PMC settles, and due dates fall, in Argentine civil time.
-BUSINESS_TZ = ZoneInfo("America/Argentina/Buenos_Aires")
 
 CENT = Decimal("0.01")
 MAX_DUE_DATES = 3
@@ -54,13 +51,6 @@ class Outcome(enum.IntEnum):
 def utcnow() -> datetime:
     """Now, as an aware UTC instant (the default clock of the use cases)."""
     return datetime.now(timezone.utc)
-
-
-def business_day(moment: datetime) -> date:
-    """The Buenos Aires calendar day of an aware instant."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("a naive datetime has no business day")
-    return moment.astimezone(BUSINESS_TZ).date()
 
 
 def money(value: Decimal | int | str) -> Decimal:
@@ -174,7 +164,7 @@ def judge_payment(notice: PaymentNotice, invoice: Invoice | None, *, now: dateti
         return Outcome.INVOICE_UNKNOWN
     if invoice.paid:
         return Outcome.ALREADY_PAID
-    day = business_day(notice.paid_at)
+    day = local_day(notice.paid_at)
     due = invoice.amount_due_on(day)
     if due is None:
         return Outcome.EXPIRED
@@ -308,7 +298,7 @@ def reversal_deadline(paid_at: datetime, cutoff_hour: int) -> datetime:
     day in Buenos Aires at ``cutoff_hour`` (0-24; 24 is the end of that day)."""
     if not 0 <= cutoff_hour <= 24:
         raise ValueError(f"a cut-off hour is 0 to 24, not {cutoff_hour}")
-    midnight = datetime.combine(business_day(paid_at), time(0), tzinfo=BUSINESS_TZ)
+    midnight = datetime.combine(local_day(paid_at), time(0), tzinfo=BUSINESS_TZ)
     # wall-clock arithmetic in Buenos Aires (no DST there today; zoneinfo stays right if
     # it returns), then the instant
     return (midnight + timedelta(hours=cutoff_hour)).astimezone(timezone.utc)

@@ -27,9 +27,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import lru_cache
 
-import holidays
 
 from adapter.domain.model import Currency
 
@@ -149,31 +147,3 @@ def _judge(line: ReportedPayment, notice: NotifiedPayment) -> Item:
     if differences:
         return Item(State.DIFFERS, line.paid_on, line, notice, "; ".join(differences))
     return Item(State.MATCHED, line.paid_on, line, notice)
-
-
-# -- Argentina's business days ---------------------------------------------------------------
-
-@lru_cache(maxsize=64)
-def _holidays(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("AR", years=year)
-
-
-def is_business_day(day: date) -> bool:
-    """Monday to Friday, and not one of Argentina's national holidays."""
-    return day.weekday() < 5 and day not in _holidays(day.year)
-
-
-def previous_business_day(day: date) -> date:
-    day -= timedelta(days=1)
-    while not is_business_day(day):
-        day -= timedelta(days=1)
-    return day
-
-
-def business_days_back(day: date, count: int) -> list[date]:
-    """The ``count`` business days before ``day``, oldest first."""
-    days = []
-    while len(days) < count:
-        day = previous_business_day(day)
-        days.append(day)
-    return days[::-1]

@@ -19,14 +19,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from adapter.errors import DeadlineExceeded
+
 T = TypeVar("T")
 _current = threading.local()
-
-
-class DeadlineExceeded(Exception):
-    def __init__(self, seconds: float):
-        super().__init__(f"no complete answer within {seconds:g} s")
-        self.seconds = seconds
 
 
 class _Watch:

@@ -22,11 +22,12 @@ from zeep.wsse.username import UsernameToken
 
 from adapter import metrics
 from adapter.config import ErpSettings
-from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin,
-                                  PaymentNotice, ReversalNotice)
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import (Currency, DueDate, Invoice, Origin, PaymentNotice,
+                                  ReversalNotice)
 from adapter.erp.connector import ErpAck, ErpConnector, ErpLookup
-from adapter.erp.deadline import DeadlineAdapter, DeadlineExceeded, within
-from adapter.errors import ErpRejected, ErpUnavailable
+from adapter.erp.deadline import DeadlineAdapter, within
+from adapter.errors import DeadlineExceeded, ErpRejected, ErpUnavailable
 
 log = logging.getLogger(__name__)
 

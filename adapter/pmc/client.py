@@ -30,8 +30,8 @@ import requests
 from adapter.api import contract
 from adapter.config import PmcApiSettings, Settings
 from adapter.domain.model import Invoice
-from adapter.erp.deadline import DeadlineAdapter, DeadlineExceeded, within
-from adapter.errors import PmcRejected, PmcUnavailable
+from adapter.erp.deadline import DeadlineAdapter, within
+from adapter.errors import DeadlineExceeded, PmcRejected, PmcUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -23,36 +23,29 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timedelta
-from itertools import islice
 from typing import Callable, TypeVar
 
+from adapter.batches import batched
 from adapter.domain.billing_base import InvoiceKey, key_of
+from adapter.domain.calendar import local_day
 from adapter.domain.model import (DEFAULT_REVERSAL_CUTOFF_HOUR, DebtAnswer, Invoice, Outcome,
                                   PaymentAnswer, PaymentNotice, PaymentStatus, ReversalAnswer,
-                                  ReversalNotice, ReversalState, business_day, judge_debt,
-                                  judge_payment, judge_reversal, merge_invoices, utcnow)
+                                  ReversalNotice, ReversalState, judge_debt, judge_payment,
+                                  judge_reversal, merge_invoices, utcnow)
 from adapter.erp.connector import ErpConnector, ErpDirectory, ErpLookup
-from adapter.errors import ErpError
+from adapter.errors import Conflict, ErpError
 from adapter.storage.query_log import QueryLog, QueryRecord
-from adapter.storage.transaction import Conflict
 from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 5
-
-
-def _batched(items: Iterable[T], size: int) -> Iterator[tuple[T, ...]]:
-    """``items`` in tuples of ``size`` (the last shorter): itertools.batched of 3.12."""
-    iterator = iter(items)
-    while chunk := tuple(islice(iterator, size)):
-        yield chunk
 
 
 def _storing(stored: Invoice | None, invoice: Invoice) -> str:
@@ -154,7 +147,7 @@ class BillingService:
             stored = uow.invoices.of_customer(biller_id, customer_id)
         erp = self._erp_answer(biller_id, asked)
         invoices = merge_invoices(stored, list(erp.invoices) if erp else [])
-        outcome, open_invoices = judge_debt(invoices, business_day(asked_at), invoice_id,
+        outcome, open_invoices = judge_debt(invoices, local_day(asked_at), invoice_id,
                                             customer_known=bool(erp and erp.customer_known))
         self._query_log.record(QueryRecord(query_id, biller_id, customer_id, invoice_id,
                                            int(outcome), len(open_invoices), asked_at))
@@ -314,7 +307,7 @@ class BillingService:
     def _create_invoice_once(self, invoice: Invoice) -> Outcome:
         """A new or changed invoice goes to PMC's API (where the biller has one) in the
         same transaction: through the outbox, the answer does not wait for PMC."""
-        if invoice.is_expired_on(business_day(self._clock())):
+        if invoice.is_expired_on(local_day(self._clock())):
             return Outcome.EXPIRED
         publishes = self._publishes(invoice.biller_id)
         with self._storage.unit_of_work() as uow:
@@ -355,7 +348,7 @@ class BillingService:
         def attempt() -> dict[str, int]:
             counts = dict.fromkeys(("created", "replaced", "unchanged", "paid"), 0)
             with self._storage.unit_of_work() as uow:
-                for chunk in _batched(read(), batch):  # PMC has the base: nothing to publish
+                for chunk in batched(read(), batch):  # PMC has the base: nothing to publish
                     self._store_batch(uow, chunk, counts)
                 uow.commit()
             return counts

@@ -17,8 +17,7 @@ from datetime import datetime
 from typing import Callable
 
 from adapter.domain.model import utcnow
-from adapter.errors import ClientError
-from adapter.storage.transaction import Conflict
+from adapter.errors import ClientError, Conflict
 from adapter.storage.payments import ObservedPayment
 from adapter.storage.unit_of_work import Storage
 

@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, ClassVar
 
 from adapter.domain.model import utcnow
-from adapter.errors import StorageUnavailable
-from adapter.storage.transaction import Conflict
+from adapter.errors import Conflict, StorageUnavailable
 from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)

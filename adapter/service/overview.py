@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
-from adapter.domain.charges import associate
-from adapter.domain.model import BUSINESS_TZ, Outcome
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import Outcome
+from adapter.service.charges import Charges, midnight
 from adapter.storage.unit_of_work import Storage
 
 
@@ -36,10 +37,6 @@ class Day:
     outboxes: list[Outbox]
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=BUSINESS_TZ)
-
-
 def outcome_name(status: str, code: int) -> str:
     if status == "observed":
         return f"observed ({code} {Outcome(code).name.lower().replace('_', ' ')})"
@@ -49,10 +46,10 @@ def outcome_name(status: str, code: int) -> str:
 class Overview:
     def __init__(self, storage: Storage, charge_window_days: int = 0):
         self._storage = storage
-        self._window = charge_window_days
+        self._charges = Charges(storage, charge_window_days)
 
     def day(self, day: date) -> Day:
-        start, end = _midnight(day), _midnight(day + timedelta(days=1))
+        start, end = midnight(day), midnight(day + timedelta(days=1))
         billers: dict[str, BillerDay] = {}
         with self._storage.unit_of_work(read_only=True) as uow:
             for biller_id, received_at, status, code in uow.payments.received_between(start,
@@ -60,23 +57,20 @@ class Overview:
                 biller = billers.setdefault(biller_id, BillerDay(biller_id))
                 biller.by_hour[received_at.astimezone(BUSINESS_TZ).hour] += 1
                 biller.outcomes[outcome_name(status, code)] += 1
-            for biller_id in sorted(set(uow.queries.billers()) | set(billers)):
-                queries = uow.queries.between(biller_id, start, end)
-                if not queries:
-                    continue
-                biller = billers.setdefault(biller_id, BillerDay(biller_id))
-                later = _midnight(day + timedelta(days=8 + 2 * self._window))
-                charges = associate(queries, uow.payments.for_charges(biller_id, start, later),
-                                    self._window)
-                biller.queries = len(charges)
-                biller.queries_paid = sum(charge.billable for charge in charges)
+            asked = set(uow.queries.billers())
             outboxes = []
             for destination, queue in (("erp", uow.forwards), ("pmc", uow.pmc_deliveries)):
-                states = {state: count for state, count, _ in queue.states()}
-                oldest = [since for state, _, since in queue.states()
+                found = queue.states()
+                states = {state: count for state, count, _ in found}
+                oldest = [since for state, _, since in found
                           if state in ("pending", "failing") and since is not None]
-                failing = [item for item in queue.listing("pending", limit=100)
-                           if item.attempts > 0]
                 outboxes.append(Outbox(destination, states, min(oldest, default=None),
-                                       failing))
+                                       queue.listing("failing", limit=100)))
+        for biller_id in sorted(asked | set(billers)):
+            charges = self._charges.between(biller_id, start, end)
+            if not charges:
+                continue
+            biller = billers.setdefault(biller_id, BillerDay(biller_id))
+            biller.queries = len(charges)
+            biller.queries_paid = sum(charge.billable for charge in charges)
         return Day(day, [billers[key] for key in sorted(billers)], outboxes)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Callable
 
-from adapter.domain.model import (BUSINESS_TZ, Currency, Outcome, PaymentNotice, judge_payment,
-                                  utcnow)
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import Currency, Outcome, PaymentNotice, judge_payment, utcnow
 from adapter.domain.reconciliation import DAY_SLACK, Item, ReportedPayment, State, pair
+from adapter.errors import Conflict
 from adapter.service.billing import new_receipt_id
-from adapter.storage.transaction import Conflict
 from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)

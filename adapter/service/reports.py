@@ -16,11 +16,12 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from adapter.files.cob import CobLine, InvalidCobFile, RejectedLine, check_cob, read_cob
+from adapter.batches import batched
 from adapter.domain.model import utcnow
-from adapter.storage.transaction import Conflict
+from adapter.errors import Conflict
+from adapter.files.cob import CobLine, InvalidCobFile, RejectedLine, check_cob, read_cob
 from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,6 @@ class ReportImport:
     unchanged: int = 0
     rejected: tuple[RejectedLine, ...] = ()
     already_imported_as: str | None = None  # the same content was imported before
-
-
-def _batches(items: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class ReportImporter:
@@ -92,7 +82,7 @@ class ReportImporter:
             rejected = list(summary.rejected)
             lines = (item for item in read_cob(path, checked=sha256)
                      if isinstance(item, CobLine))
-            for batch in _batches(lines, BATCH):
+            for batch in batched(lines, BATCH):
                 counts = uow.reports.put_lines(summary.biller_id, file_pk, batch, now)
                 created += counts.created
                 corrected += counts.corrected

@@ -36,15 +36,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from adapter.files import fac
+from adapter.batches import batched
 from adapter.domain.billing_base import (DEFAULT_CUTOFF, DEFAULT_MAX_FILES_PER_DAY, Novelty,
                                          file_day, file_name, fingerprint, key_of, novelties)
-from adapter.domain.model import Invoice, Origin, business_day, utcnow
-from adapter.domain.reconciliation import business_days_back
-from adapter.errors import AdapterError
-from adapter.service.billing import _batched
+from adapter.domain.calendar import business_days_back, local_day
+from adapter.domain.model import Invoice, Origin, utcnow
+from adapter.errors import AdapterError, Conflict
+from adapter.files import fac
 from adapter.storage.fac_files import Busy, Claimed, LimitReached
-from adapter.storage.transaction import Conflict
 from adapter.storage.unit_of_work import Storage
 
 log = logging.getLogger(__name__)
@@ -221,7 +220,7 @@ class BillingBaseUploads:
         with self._storage.unit_of_work(read_only=True) as uow:
             online = uow.invoices.open_keys(biller_id, Origin.CREATED_ONLINE)
         named: set[tuple[str, str]] = set()  # created online and in the list
-        for chunk in _batched(invoices or (), BATCH):
+        for chunk in batched(invoices or (), BATCH):
             for invoice in chunk:
                 if invoice.biller_id != biller_id:
                     raise UploadError(f"invoice {invoice.invoice_id} is biller "
@@ -304,7 +303,7 @@ class BillingBaseUploads:
         """Look for the rejection file of each file sent in the last business days (before
         ``at``, default now) that has none yet; store each one found and mark the
         invoices it rejects."""
-        today = business_day(at or self._clock())
+        today = local_day(at or self._clock())
         since = business_days_back(today, REJECTION_DAYS)[0]
         with self._storage.unit_of_work(read_only=True) as uow:
             awaiting = uow.fac_files.awaiting_rejection(biller_id, since)
@@ -323,7 +322,7 @@ class BillingBaseUploads:
         lines = fac.rejected_records(content)
         with self._storage.unit_of_work() as uow:
             named: list[tuple[str, str, str | None]] = []
-            for chunk in _batched(lines, BATCH):
+            for chunk in batched(lines, BATCH):
                 carried = uow.fac_files.carried(pk, [(line.customer_id, line.invoice_id)
                                                      for line in chunk])
                 named += [(line.customer_id, line.invoice_id, line.reason) for line in chunk

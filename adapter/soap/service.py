@@ -11,9 +11,10 @@ from datetime import datetime
 
 from spyne import Application, ServiceBase, rpc
 
-from adapter.domain.model import (BUSINESS_TZ, Currency, DebtAnswer, DueDate, Invoice, Origin,
-                                  Outcome, PaymentAnswer, PaymentNotice, PaymentState,
-                                  PaymentStatus, ReversalAnswer, ReversalNotice)
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import (Currency, DebtAnswer, DueDate, Invoice, Origin, Outcome,
+                                  PaymentAnswer, PaymentNotice, PaymentState, PaymentStatus,
+                                  ReversalAnswer, ReversalNotice)
 from adapter.errors import AdapterError, InternalError
 from adapter.service.billing import BillingService
 from adapter.soap import models as wire

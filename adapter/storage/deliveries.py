@@ -119,7 +119,7 @@ class Forwards(OutboxQueue):
                 .join(PaymentRow, PaymentRow.pk == ForwardRow.payment_pk)
                 .order_by(ForwardRow.pk.desc()).limit(limit))
         if status is not None:
-            stmt = stmt.where(ForwardRow.status == status)
+            stmt = stmt.where(self._in_state(status))
         return [ForwardState(payment.operation_id, payment.biller_id, forward.kind, forward.status,
                              forward.attempts, forward.next_attempt_at, forward.last_error,
                              forward.erp_reference, forward.delivered_at, forward.claimed_by)
@@ -199,7 +199,7 @@ class PmcDeliveries(OutboxQueue):
                 .join(InvoiceRow, InvoiceRow.pk == PmcDeliveryRow.invoice_pk)
                 .order_by(PmcDeliveryRow.pk.desc()).limit(limit))
         if status is not None:
-            stmt = stmt.where(PmcDeliveryRow.status == status)
+            stmt = stmt.where(self._in_state(status))
         return [PmcDeliveryState(row.biller_id, customer_id, invoice_id, row.kind, row.status,
                                  row.attempts, row.next_attempt_at, row.last_error,
                                  row.reference, row.delivered_at, row.claimed_by)

@@ -123,6 +123,14 @@ class OutboxQueue:
 
     # -- looking -------------------------------------------------------------------------
 
+    def _in_state(self, state: str):
+        """A listing's condition: a stored status (pending, delivered, rejected), or
+        failing (pending, tried at least once: waiting for a retry)."""
+        row = self.row
+        if state == "failing":
+            return and_(row.status == "pending", row.attempts > 0)
+        return row.status == state
+
     def states(self) -> list[tuple[str, int, datetime | None]]:
         """(state, items, oldest item's creation) per state: pending (never tried),
         failing (tried, waiting for a retry), delivered, rejected."""

@@ -7,18 +7,20 @@ from datetime import date, datetime
 
 from sqlalchemy import insert, select, update
 
-from adapter.domain.model import (Currency, Outcome, PaymentNotice, PaymentState, PaymentStatus,
-                                  business_day, utcnow)
+from adapter.domain.calendar import local_day
+from adapter.domain.model import (Currency, Outcome, PaymentNotice, PaymentState,
+                                  PaymentStatus, utcnow)
 from adapter.domain.charges import Paid
 from adapter.domain.reconciliation import NotifiedPayment
 from adapter.storage.orm import DecisionRow
 from adapter.storage.statements import (INVOICES, PAYMENTS, PAYMENT_OF_OPERATION, ADD_PAYMENT,
                                         ONE_DAY)
-from adapter.storage.transaction import Conflict, Transaction
+from adapter.errors import Conflict
+from adapter.storage.transaction import Transaction
 
 
 def twin_parameters(notice: PaymentNotice) -> dict:
-    day = business_day(notice.paid_at)
+    day = local_day(notice.paid_at)
     return {"k_biller": notice.biller_id, "k_customer": notice.customer_id,
             "k_invoice": notice.invoice_id, "k_amount": notice.amount,
             "k_currency": notice.currency.value,
@@ -157,7 +159,7 @@ class Payments:
             PAYMENTS.c.biller_id == biller_id, PAYMENTS.c.origin == "notice",
             PAYMENTS.c.paid_at >= start, PAYMENTS.c.paid_at < end))
         return [NotifiedPayment(row.operation_id, row.customer_id, row.invoice_id, row.amount,
-                                Currency(row.currency), business_day(row.paid_at),
+                                Currency(row.currency), local_day(row.paid_at),
                                 reversed=row.status == "reversed", channel=row.channel)
                 for row in rows]
 

@@ -1,14 +1,9 @@
-"""A unit of work's connection and transaction, and the conflict a constraint raises."""
+"""A unit of work's connection and transaction (a constraint refusing it raises
+:class:`adapter.errors.Conflict`)."""
 from __future__ import annotations
-
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
-
-
-
-class Conflict(Exception):
-    """A unique or check constraint refused the transaction; retry it from the start."""
 
 
 class Transaction:

@@ -12,7 +12,8 @@ from adapter import metrics
 from adapter.errors import StorageUnavailable
 from adapter.storage.db import READ_ONLY
 from adapter.storage.statements import OPERATION_LOCK, PRECEDENTS
-from adapter.storage.transaction import Conflict, Transaction
+from adapter.errors import Conflict
+from adapter.storage.transaction import Transaction
 from adapter.storage.invoices import Invoices
 from adapter.storage.payments import twin_parameters, Precedents, Payments
 from adapter.storage.reversals import Reversals

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.databases import migrated
 from support.servers import ErpSim
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
@@ -23,6 +24,7 @@ def check(tmp_path, config: str = "", **env):
 
 
 def test_a_sound_configuration_passes_and_no_secret_is_printed(tmp_path, database_url):
+    migrated(database_url)  # a sound configuration's database is at the schema's head
     erp = ErpSim(tmp_path, ["C1,F1,ARS,2030-01-01,1.00,,,,"]).start()
     try:
         result = check(tmp_path, f"""

@@ -98,3 +98,30 @@ def test_a_caller_bound_to_a_biller_acts_for_it_alone(database_url, schema, tmp_
         assert not own.is_fault
     finally:
         stop_server(server)
+
+
+# -- only serve, worker and upgrade-schema change the schema --------------------------------
+
+READING_COMMANDS = [["forwards"], ["forwards", "--to", "pmc", "--status", "failing"],
+                    ["charges", "--month", "2026-11"], ["observed"], ["reconcile"],
+                    ["fac-status"], ["resolve", "R-1", "--dismiss", "--reason", "x",
+                                     "--operator", "ana"]]
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda command: " ".join(command))
+def test_a_command_other_than_serve_worker_upgrade_never_creates_nor_migrates(tmp_path,
+                                                                                command):
+    database = tmp_path / "never.sqlite3"
+    environment = {**os.environ, "PMC_ADAPTER_DATABASE_URL": f"sqlite:///{database}",
+                   "PMC_ADAPTER_BILLERS": "1234"}
+    result = subprocess.run([CLI, *command], capture_output=True, text=True, timeout=120,
+                            env=environment, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "`pmc-adapter upgrade-schema` creates or migrates it" in result.stderr
+    assert not database.exists()
+    upgraded = subprocess.run([CLI, "upgrade-schema"], capture_output=True, text=True,
+                              timeout=120, env=environment, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    again = subprocess.run([CLI, *command], capture_output=True, text=True, timeout=120,
+                           env=environment, cwd=tmp_path)
+    assert "upgrade-schema" not in again.stderr, again.stderr

@@ -240,6 +240,14 @@ def test_options_hide_the_password_and_know_the_tls_modes():
 
 # -- `pmc-adapter fetch-cob`: fetched and imported, as an operator runs it -----------------
 
+@pytest.fixture
+def own_database(own_database):
+    """Migrated, as ``pmc-adapter upgrade-schema`` leaves it: fetch-cob does not migrate."""
+    from support.databases import migrated
+
+    return migrated(own_database)
+
+
 def test_fetch_cob_downloads_and_imports_what_is_new_and_only_that(server, own_database,
                                                                    tmp_path):
     import subprocess

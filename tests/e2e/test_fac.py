@@ -13,6 +13,7 @@ from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.files.fac import (RECORD_LENGTH, FacReader, InvalidFacFile, file_lines, format_fac,
                          parse_fac)
 from support.data import today, unique
+from support.databases import migrated
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 DAY = date(2026, 11, 26)
@@ -165,7 +166,7 @@ def test_a_file_in_the_old_layout_is_refused_naming_the_trailers_layout(tmp_path
         [CLI, "import-fac", str(DATA / "FAC1234.071226.old-layout")], capture_output=True,
         text=True, timeout=120, cwd=tmp_path, env={
             **os.environ, "PMC_ADAPTER_EMPRESAS": "1234",
-            "PMC_ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"})
+            "PMC_ADAPTER_DATABASE_URL": migrated(f"sqlite:///{tmp_path / 'db'}")})
     assert result.returncode == 2, result.stderr
     assert "refused, nothing imported: line 4: the trailer is in the old layout (the total " \
            "at positions 24-39, no filler); the network's trailer has 7 zeros at 24-30 and " \

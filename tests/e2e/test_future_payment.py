@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from adapter.domain.model import Currency, DueDate, Invoice, Origin, business_day
+from adapter.domain.calendar import local_day
+from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.storage.orm import PaymentRow
 from support.data import today, unique
 
@@ -37,7 +38,7 @@ def pay(client, invoice: Invoice, paid_at: datetime, operation: str | None = Non
     return client.service.InformarPago(
         idEmpresa="1234", idOperacion=operation or unique("OP"),
         idCliente=invoice.customer_id, idFactura=invoice.invoice_id,
-        importe=invoice.amount_due_on(business_day(paid_at)), moneda="ARS",
+        importe=invoice.amount_due_on(local_day(paid_at)), moneda="ARS",
         fechaPago=paid_at.isoformat())
 
 

@@ -16,9 +16,8 @@ import pytest
 import zeep
 
 from adapter.domain.model import Currency, DueDate, Invoice, Origin
-from adapter.domain.reconciliation import (NotifiedPayment, ReportedPayment, State,
-                                           business_days_back, is_business_day, pair,
-                                           previous_business_day)
+from adapter.domain.calendar import business_days_back, is_business_day, previous_business_day
+from adapter.domain.reconciliation import NotifiedPayment, ReportedPayment, State, pair
 from support.cobgen import write_cob
 from support.data import today
 from support.servers import erp_env, server_with_erp, wait_until

@@ -56,6 +56,24 @@ DAY_LINES = [dict(customer="C1", invoice="F1", amount="1500.00", control="0001")
              dict(customer="C3", invoice="F3", amount="0.01", channel="S1", control="0003")]
 
 
+@pytest.fixture
+def own_database(own_database):
+    """Migrated, as ``pmc-adapter upgrade-schema`` leaves it: import-cob does not migrate."""
+    from support.databases import migrated
+
+    return migrated(own_database)
+
+
+def test_import_cob_refuses_a_database_never_migrated_and_creates_none(tmp_path):
+    path = write_cob(tmp_path / "COB1234.271126", "1234", DAY, DAY_LINES)
+    database = tmp_path / "never.sqlite3"
+    result = import_cob(f"sqlite:///{database}", path)
+    assert result.returncode == 2
+    assert f"no database file {database}: `pmc-adapter upgrade-schema` creates or migrates " \
+        "it" in result.stderr, result.stderr
+    assert not database.exists()
+
+
 def test_a_report_is_imported_once_and_a_reissue_corrects_without_duplicating(
         own_database, tmp_path):
     path = write_cob(tmp_path / "COB1234.271126", "1234", DAY, DAY_LINES)

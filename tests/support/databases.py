@@ -28,3 +28,16 @@ def fresh_postgres_database(server_url: str, prefix: str):
         admin.dispose()
 
 
+
+
+def migrated(database_url: str) -> str:
+    """``database_url`` with the schema up to date, as ``pmc-adapter upgrade-schema`` leaves
+    it (the commands that are not serve, worker or upgrade-schema never migrate)."""
+    from adapter.storage.db import make_engine, upgrade_schema
+
+    engine = make_engine(database_url)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    return database_url

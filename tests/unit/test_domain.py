@@ -4,9 +4,10 @@ from decimal import Decimal
 
 import pytest
 
+from adapter.domain.calendar import local_day
 from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
-                                  ReversalNotice, business_day, judge_debt, judge_payment,
-                                  judge_reversal, money, reversal_deadline)
+                                  ReversalNotice, judge_debt, judge_payment, judge_reversal,
+                                  money, reversal_deadline)
 from adapter.errors import InvalidInvoice
 
 D1, D2, D3 = date(2026, 3, 10), date(2026, 3, 20), date(2026, 3, 31)
@@ -51,11 +52,11 @@ def test_money_keeps_cents_and_refuses_fractions_of_a_cent():
         money("0.001")
 
 
-def test_business_day_is_buenos_aires_civil_day():
+def test_local_day_is_the_buenos_aires_civil_day():
     late_evening_in_ba = datetime(2026, 3, 11, 1, 30, tzinfo=timezone.utc)
-    assert business_day(late_evening_in_ba) == date(2026, 3, 10)
+    assert local_day(late_evening_in_ba) == date(2026, 3, 10)
     with pytest.raises(ValueError):
-        business_day(datetime(2026, 3, 11))
+        local_day(datetime(2026, 3, 11))
 
 
 def test_a_payment_matching_the_amount_due_that_day_pays_the_invoice():
@@ -87,7 +88,7 @@ def test_a_payment_dated_after_now_plus_the_skew_is_a_future_payment():
     now = ba(D1, hour=10)
     for ahead in (SKEW + timedelta(seconds=1), timedelta(hours=1), timedelta(days=2)):
         paid_at = now + ahead
-        due = two.amount_due_on(business_day(paid_at))  # what would otherwise pay it
+        due = two.amount_due_on(local_day(paid_at))  # what would otherwise pay it
         assert judge_payment(notice(str(due), paid_at), two, now=now, skew=SKEW) \
             is Outcome.FUTURE_PAYMENT, ahead
 
