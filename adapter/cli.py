@@ -23,6 +23,7 @@ from adapter.errors import (ConfigurationError, RequestTimeout, SchemaOutOfDate,
                             StorageUnavailable)
 from adapter.logs import TEXT_FORMAT, use_format
 from adapter.storage.db import make_engine, upgrade_schema
+from adapter.vocabulary import DESCRIPTIONS, NETWORK_NAMES, in_network_words
 
 log = logging.getLogger("adapter")
 
@@ -116,11 +117,12 @@ def _forwards(settings: Settings, args) -> int:
                                               row.__dict__.items() if hasattr(value, "isoformat")}}
                           for row in rows], indent=2))
         return 0
+    names = NETWORK_NAMES
     if to_pmc:
-        heading, kind_width = f"{'idFactura':<20} {'idCliente':<19}", 6
+        heading, kind_width = f"{names['invoice_id']:<20} {names['customer_id']:<19}", 6
     else:
-        heading, kind_width = f"{'idOperacion':<36}", 8
-    print(f"{heading} {'empresa':<7} {'kind':<{kind_width}} {'state':<9} {'tries':>5}  "
+        heading, kind_width = f"{names['operation_id']:<36}", 8
+    print(f"{heading} {names['biller_id']:<7} {'kind':<{kind_width}} {'state':<9} {'tries':>5}  "
           f"{'next try / delivered (UTC)':<26} detail")
     for row in rows:
         key = (f"{row.invoice_id:<20} {row.customer_id:<19}" if to_pmc
@@ -432,7 +434,7 @@ def _reconcile(settings: Settings, args) -> int:
     rows = [_item_row(close.biller_id, item) for close in closes for item in close.items]
     if args.format == "json":
         print(json.dumps({"from": first.isoformat(), "to": last.isoformat(), "billers": [
-            {"empresa": close.biller_id, "recorded_now": close.recorded,
+            {NETWORK_NAMES["biller_id"]: close.biller_id, "recorded_now": close.recorded,
              "summary": _summary(close), "items": [_item_row(close.biller_id, item)
                                                    for item in close.items]}
             for close in closes]}, indent=2, default=str))
@@ -443,7 +445,7 @@ def _reconcile(settings: Settings, args) -> int:
     else:
         for close in closes:
             span = f"{first}" if first == last else f"{first} to {last}"
-            print(f"empresa {close.biller_id}, payments of {span}"
+            print(f"{NETWORK_NAMES['biller_id']} {close.biller_id}, payments of {span}"
                   + (f" ({close.recorded} recorded from the report now)" if close.recorded
                      else ""))
             print(f"  {'state':<28} {'channel':<7} {'count':>6} {'total':>16}")
@@ -465,7 +467,7 @@ def _item_row(biller_id: str, item) -> dict:
     line = item.line if item else None
     notice = item.notice if item else None
     return {
-        "empresa": biller_id, "day": item.day.isoformat() if item else "",
+        NETWORK_NAMES["biller_id"]: biller_id, "day": item.day.isoformat() if item else "",
         "state": item.state.value if item else "",
         "channel": (line.channel if line else notice.channel if notice else "") or "",
         "customer": (line or notice).customer_id if item else "",
@@ -511,29 +513,31 @@ def _charges(settings: Settings, args) -> int:
         return 2
     months = build(settings).charges.month(
         year, month, args.empresa or sorted(settings.served_billers))
-    rows = [{"empresa": biller, "idConsulta": charge.query.query_id,
+    rows = [{"biller_id": biller, "query_id": charge.query.query_id,
              "asked_at": charge.query.asked_at.astimezone(BUSINESS_TZ).isoformat(
                  timespec="seconds"),
-             "idCliente": charge.query.customer_id, "idFactura": charge.query.invoice_id or "",
-             "codigoRespuesta": charge.query.outcome,
+             "customer_id": charge.query.customer_id,
+             "invoice_id": charge.query.invoice_id or "", "outcome": charge.query.outcome,
              "billable": "yes" if charge.billable else "no",
-             "idOperacion": charge.payment.operation_id if charge.payment else "",
+             "operation_id": charge.payment.operation_id if charge.payment else "",
              "rule": charge.rule}
             for biller, charges in months.items() for charge in charges]
     if args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["empresa"])
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(in_network_words(
+            rows[0] if rows else {"biller_id": ""})))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(map(in_network_words, rows))
         return 0
     for biller, charges in months.items():
         billable = sum(charge.billable for charge in charges)
-        print(f"empresa {biller}, debt queries of {args.month}: {len(charges)} queries, "
-              f"{billable} billable (ended in a payment), {len(charges) - billable} not")
+        print(f"{NETWORK_NAMES['biller_id']} {biller}, debt queries of {args.month}: "
+              f"{len(charges)} queries, {billable} billable (ended in a payment), "
+              f"{len(charges) - billable} not")
         for row in rows:
-            if row["empresa"] == biller:
-                print(f"  {row['idConsulta']:<36} {row['asked_at']:<25} {row['idCliente']:<19} "
-                      f"{row['idFactura'] or '-':<20} {row['billable']:<3} "
-                      f"{row['idOperacion'] or '-'} {row['rule']}")
+            if row["biller_id"] == biller:
+                print(f"  {row['query_id']:<36} {row['asked_at']:<25} {row['customer_id']:<19} "
+                      f"{row['invoice_id'] or '-':<20} {row['billable']:<3} "
+                      f"{row['operation_id'] or '-'} {row['rule']}")
     return 0
 
 
@@ -546,25 +550,24 @@ def _observed_payments(settings: Settings):
 def _observed(settings: Settings, args) -> int:
     from adapter.domain.calendar import BUSINESS_TZ
     from adapter.domain.model import utcnow
-    from adapter.soap.service import DESCRIPTIONS
 
     waiting = _observed_payments(settings).waiting(args.empresa)
     now = utcnow()
-    rows = [{"idRecibo": item.receipt_id, "empresa": item.notice.biller_id,
-             "idOperacion": item.notice.operation_id, "origin": item.origin,
-             "idCliente": item.notice.customer_id, "idFactura": item.notice.invoice_id,
-             "importe": str(item.notice.amount), "moneda": item.notice.currency.value,
-             "fechaPago": item.notice.paid_at.astimezone(BUSINESS_TZ).isoformat(),
+    rows = [{"receipt_id": item.receipt_id, "biller_id": item.notice.biller_id,
+             "operation_id": item.notice.operation_id, "origin": item.origin,
+             "customer_id": item.notice.customer_id, "invoice_id": item.notice.invoice_id,
+             "amount": str(item.notice.amount), "currency": item.notice.currency.value,
+             "paid_at": item.notice.paid_at.astimezone(BUSINESS_TZ).isoformat(),
              "age_days": (now - item.received_at).days,
              "why": f"{int(item.outcome)} {DESCRIPTIONS[item.outcome]}"} for item in waiting]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([in_network_words(row) for row in rows], indent=2))
         return 0
     print(f"{len(rows)} observed payment(s) waiting for a decision")
     for row in rows:
-        print(f"  {row['idRecibo']:<22} {row['empresa']} {row['idOperacion']:<20} "
-              f"{row['origin']:<6} {row['idCliente']:<19} {row['idFactura']:<20} "
-              f"{row['importe']:>14} {row['moneda']} {row['age_days']:>4} d  {row['why']}")
+        print(f"  {row['receipt_id']:<22} {row['biller_id']} {row['operation_id']:<20} "
+              f"{row['origin']:<6} {row['customer_id']:<19} {row['invoice_id']:<20} "
+              f"{row['amount']:>14} {row['currency']} {row['age_days']:>4} d  {row['why']}")
     return 0
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from adapter.domain.calendar import business_days_between, local_day
 
-BY_QUERY_ID = "idConsulta"
+BY_QUERY_ID = "the same query ID"  # the payment named the query (idConsulta)
 BY_CLIENT = "same client and invoice"
 
 

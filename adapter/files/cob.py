@@ -1,6 +1,7 @@
 """The payment report file ("COB", "rendición"): fixed-width records of 100 characters.
 
-All knowledge of the format lives here (DOMAIN.md, "The COB payment report"). A file
+All knowledge of the format lives here (the manual: docs/operations.rst, "Closing the
+day"). A file
 ``COBnnnn.DDMMAA`` (``DDMMAA`` the day the funds reach the biller) holds, latin-1, one
 record a line, lines ending in CRLF or LF:
 
@@ -22,9 +23,9 @@ Files run to a million lines: both passes stream, line by line, and never hold m
 one record (and, for :func:`check_cob`, the rejected lines) in memory. Each pass digests
 the records it read (SHA-256 of the records without their line endings): the file's
 identity, the same whether its lines end in CRLF or LF, and the proof that the second
-pass read what the first one checked (:func:`read_cob` refuses a file that changed). The fields marked
-*inferred* in DOMAIN.md (the unknown character, the movement code) are kept raw and never
-validated.
+pass read what the first one checked (:func:`read_cob` refuses a file that changed). The fields
+whose meaning is inferred, not published (the unknown character, the movement code), are kept
+raw and never validated.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The billing base file ("FAC"): fixed-width records of 280 characters, CRLF.
 
-All knowledge of the format lives here, in the layout the network reads (DOMAIN.md, "Billing
-base file"; the public WHMCS gateway module for PMC writes it so). Positions 1-based:
+All knowledge of the format lives here, in the layout the network reads (the manual:
+docs/billing-base.rst; the public WHMCS gateway module for PMC writes it so). Positions 1-based:
 
 * header: ``0``; ``400`` at 2-4; the biller at 5-8; the file date ``YYYYMMDD`` at 9-16;
   zeros to 280;

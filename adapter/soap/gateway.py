@@ -38,6 +38,7 @@ from adapter.soap.dispatch import SpyneDispatcher
 from adapter.soap.faults import fault_envelope, report_refusal
 from adapter.soap.security import SECURITY_HEADER, Guard
 from adapter.soap.validation import ContractValidator, contract_validator
+from adapter.vocabulary import NETWORK_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +229,11 @@ class Gateway:
         or a secret (the identifiers PMC gave, the outcome, the time)."""
         ns = self._namespace
         fields = {"request": request_id, "operation": operation,
-                  "empresa": None if request is None else request.findtext(f"{{{ns}}}idEmpresa"),
-                  "idOperacion": None if request is None else
+                  NETWORK_NAMES["biller_id"]: None if request is None else
+                  request.findtext(f"{{{ns}}}idEmpresa"),
+                  NETWORK_NAMES["operation_id"]: None if request is None else
                   request.findtext(f"{{{ns}}}idOperacion"),
-                  "idConsulta": None if response is None else
+                  NETWORK_NAMES["query_id"]: None if response is None else
                   response.findtext(f".//{{{ns}}}idConsulta"),
                   "outcome": outcome, "ms": round(elapsed * 1e3, 1),
                   "client": environ.get("REMOTE_ADDR")}

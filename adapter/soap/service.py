@@ -19,23 +19,7 @@ from adapter.errors import AdapterError, InternalError
 from adapter.service.billing import BillingService
 from adapter.soap import models as wire
 from adapter.soap.dispatch import CarriedError, ContractSoap11
-
-
-# codigoRespuesta -> descripcion, in PMC's language.
-DESCRIPTIONS = {
-    Outcome.OK: "OK",
-    Outcome.CUSTOMER_UNKNOWN: "Cliente inexistente",
-    Outcome.NOTHING_OWED: "El cliente no registra deuda",
-    Outcome.INVOICE_UNKNOWN: "Factura inexistente",
-    Outcome.ALREADY_PAID: "Factura ya pagada",
-    Outcome.EXPIRED: "Factura vencida",
-    Outcome.AMOUNT_MISMATCH: "El importe no coincide con el importe a pagar",
-    Outcome.OPERATION_CONFLICT: "idOperacion ya recibido con otros datos",
-    Outcome.PAYMENT_UNKNOWN: "Pago inexistente",
-    Outcome.REVERSAL_NOT_ALLOWED: "Anulacion fuera de plazo",
-    Outcome.REVERSAL_MISMATCH: "Los datos de la anulacion no coinciden con el pago",
-    Outcome.FUTURE_PAYMENT: "Fecha de pago posterior a la fecha actual",
-}
+from adapter.vocabulary import DESCRIPTIONS
 
 
 def _billing(ctx) -> BillingService:

@@ -143,7 +143,7 @@ DATA = Path(__file__).parent.parent / "data"
 
 def test_a_file_typed_from_the_networks_layout_reads_as_its_invoices():
     """tests/data/FAC1234.071226.1 was typed field by field from the layout's table
-    (DOMAIN.md), not written by format_fac: 1-based positions, CRLF."""
+    (docs/billing-base.rst), not written by format_fac: 1-based positions, CRLF."""
     raw = (DATA / "FAC1234.071226.1").read_bytes()
     assert raw.count(b"\r\n") == 4 and all(len(line) == RECORD_LENGTH
                                            for line in raw.split(b"\r\n")[:-1])
