@@ -620,21 +620,21 @@ def _upgrade(settings: Settings, args) -> int:
 
 
 def _pmc_sim(_settings: None, args) -> int:
-    from adapter.pmc import simulator
+    from adapter.sim import pmc
 
-    simulator.serve(args.bind, args.token, args.state)
+    pmc.serve(args.bind, args.token, args.state)
     return 0
 
 
 def _erp_sim(_settings: None, args) -> int:
-    from adapter import erpsim
+    from adapter.sim import erp
 
     try:
-        erpsim.load_items(args.invoices)
+        erp.load_items(args.invoices)
     except (OSError, ValueError) as error:
         print(f"pmc-adapter erp-sim: cannot load invoices: {error}", file=sys.stderr)
         return 2
-    erpsim.serve(args.bind, args.invoices, latency_ms=args.latency_ms,
+    erp.serve(args.bind, args.invoices, latency_ms=args.latency_ms,
                  fail_rate=args.fail_rate, credentials=args.require_auth, state_file=args.state)
     return 0
 

@@ -2,7 +2,7 @@
 
 Nothing here reaches the network: no intersphinx, the built-in alabaster theme. The
 extension in _ext/ renders the settings' tables from adapter/config.py, checks every
-path the manual names (``:source:``) and collects the examples tests/test_docs.py runs.
+path the manual names (``:source:``) and collects the examples tests/e2e/test_docs.py runs.
 """
 import sys
 from pathlib import Path

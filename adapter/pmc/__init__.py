@@ -1,2 +1,2 @@
-"""PMC's collection API: the client (:mod:`adapter.pmc.client`) and the bundled
-simulator (:mod:`adapter.pmc.simulator`)."""
+"""PMC's collection API: the client (:mod:`adapter.pmc.client`); its simulator is in
+:mod:`adapter.sim.pmc`."""

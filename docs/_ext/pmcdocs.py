@@ -9,7 +9,7 @@
 * ``:source:`adapter/erp/connector.py``` names a file or folder of the repository,
   rendered as a literal (``:source:`connector.py <adapter/erp/connector.py>``` shows
   the short name); a path that does not exist is a warning.
-* ``.. runnable::`` is a shell example run by ``tests/test_docs.py`` against a live
+* ``.. runnable::`` is a shell example run by ``tests/e2e/test_docs.py`` against a live
   server: its content is the commands, then a line ``--- output``, then the output
   shown (``...`` stands for what changes from run to run: an ID, a date). The test
   finds them in ``runnable.json``, which the build writes beside the HTML.
@@ -147,7 +147,7 @@ class SourceRole(SphinxRole):
 
 
 class Runnable(SphinxDirective):
-    """A shell example that tests/test_docs.py runs; see the module's docstring."""
+    """A shell example that tests/e2e/test_docs.py runs; see the module's docstring."""
 
     has_content = True
     option_spec = {"name": directives.unchanged}

@@ -21,7 +21,8 @@ import requests
 from sqlalchemy import select
 
 from adapter.api import contract
-from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.storage.orm import PaymentRow
 from support.data import today, unique
 from support.servers import start_server, stop_server

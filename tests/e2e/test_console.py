@@ -289,7 +289,7 @@ def test_the_console_refuses_addresses_outside_console_networks(tmp_path):
 def test_a_payments_history_shows_its_reversal(console, pmc):
     from datetime import datetime, timedelta
 
-    from adapter.domain.model import BUSINESS_TZ
+    from adapter.domain.calendar import BUSINESS_TZ
     from support.data import today
 
     customer = unique("H")

@@ -19,7 +19,8 @@ import pytest
 from adapter.files import fac
 from adapter.files.ftps import Account
 from adapter.config import ConfigurationError, load_settings
-from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.files.fac import FacReader, detail_record, file_lines, rejected_records
 from adapter.service.billing import BillingService
 from adapter.service.uploading import LEASE, BillingBaseUploads, UploadError

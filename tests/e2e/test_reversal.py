@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 import zeep
 
-from adapter.domain.model import (BUSINESS_TZ, Currency, DueDate, Invoice, Origin, Outcome,
-                                  PaymentNotice, PaymentState, ReversalNotice, ReversalState)
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import (Currency, DueDate, Invoice, Origin, Outcome, PaymentNotice,
+                                  PaymentState, ReversalNotice, ReversalState)
 from adapter.service.billing import BillingService
 from adapter.storage.db import make_engine
 from adapter.storage.unit_of_work import Storage

@@ -39,7 +39,7 @@ import zeep
 from packaging.utils import canonicalize_name
 
 import adapter
-from adapter.domain.model import BUSINESS_TZ
+from adapter.domain.calendar import BUSINESS_TZ
 from support.data import free_port, today, unique
 from support.servers import ERP_CSV_HEADER, wait_until
 from support.locks import locked

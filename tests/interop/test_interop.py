@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
+from adapter.domain.calendar import BUSINESS_TZ
+from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from support.data import today, unique
 
 INTEROP = Path(__file__).parent

@@ -5,7 +5,7 @@ import socket
 import uuid
 from datetime import date, datetime
 
-from adapter.domain.model import BUSINESS_TZ
+from adapter.domain.calendar import BUSINESS_TZ
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapter.domain.billing_base import file_day, file_name, fingerprint, key_of, novelties
-from adapter.domain.calendar import next_business_day
-from adapter.domain.model import BUSINESS_TZ, Currency, DueDate, Invoice, Origin
+from adapter.domain.calendar import BUSINESS_TZ, next_business_day
+from adapter.domain.model import Currency, DueDate, Invoice, Origin
 from adapter.files.fac import fac_records
 from adapter.files.invoice_csv import InvalidInvoiceCsv, read_invoice_csv
 

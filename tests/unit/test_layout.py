@@ -92,3 +92,21 @@ def test_the_files_room_knows_no_database_and_no_service():
         if name.startswith("adapter.files"):
             assert not [other for other in imported if other.startswith(
                 ("adapter.storage", "adapter.service", "adapter.soap", "adapter.api"))], name
+
+
+def test_only_the_command_line_reaches_the_simulators():
+    """The stand-ins (adapter/sim/) are served by `pmc-adapter erp-sim` and `pmc-sim`; no
+    other module imports them, not even inside a function."""
+    reaching = []
+    for path in sorted(ROOT.rglob("*.py")):
+        name = module_name(path)
+        if name.startswith("adapter.sim") or name == "adapter.cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [f"{node.module}.{alias.name}" for alias in node.names] \
+                if isinstance(node, ast.ImportFrom) and node.module else []
+            reaching += [(name, imported) for imported in names
+                         if imported == "adapter.sim" or imported.startswith("adapter.sim.")]
+    assert reaching == []
+    assert (ROOT / "sim" / "erp.py").exists() and (ROOT / "sim" / "pmc.py").exists()

@@ -22,7 +22,7 @@ import pytest
 from adapter import config
 from support.servers import start_server, stop_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTED_ADDRESS = "127.0.0.1:8080"
 
 
