@@ -134,16 +134,9 @@ def check_cob(path: str | os.PathLike, name: str | None = None) -> CobSummary:
     read). The name's date is not compared with the header's: it is the day the funds
     arrive, not the file's date.
     """
-    if name is not None:
-        expected = parse_cob_name(name)
-    else:
-        basename = os.path.basename(os.fspath(path))
-        expected = parse_cob_name(basename) if NAME.fullmatch(basename) else None
     rejected = []
     with _Pass(path) as report:
-        if expected is not None and expected.biller_id != report.biller_id:
-            raise InvalidCobFile(f"the file name's biller {expected.biller_id} differs from "
-                                 f"the header's {report.biller_id}")
+        _check_name(path, name, report.biller_id)
         for outcome in report.details(build=False):
             if outcome is not None:
                 rejected.append(outcome)
@@ -155,8 +148,8 @@ def check_cob(path: str | os.PathLike, name: str | None = None) -> CobSummary:
                           tuple(rejected), report.sha256())
 
 
-def read_cob(path: str | os.PathLike,
-             checked: str | None = None) -> Iterator[CobLine | RejectedLine]:
+def read_cob(path: str | os.PathLike, checked: str | None = None,
+             name: str | None = None) -> Iterator[CobLine | RejectedLine]:
     """Pass 2: the detail records in file order, streaming, each read or rejected.
 
     Run check_cob first: this pass makes the same checks as it goes, so on a file that
@@ -166,6 +159,7 @@ def read_cob(path: str | os.PathLike,
     yielded, if these are not the records pass 1 checked: write nothing of them.
     """
     with _Pass(path) as report:
+        _check_name(path, name, report.biller_id)  # as pass 1 did
         yield from report.details()
         if checked is not None and report.sha256() != checked:
             raise InvalidCobFile("the file changed between its check and its import")
@@ -253,6 +247,19 @@ def _check_length(number: int, record: str) -> None:
     if len(record) != RECORD_LENGTH:
         raise InvalidCobFile(f"line {number}: records are {RECORD_LENGTH} characters, "
                              f"not {len(record)}")
+
+
+def _check_name(path: str | os.PathLike, name: str | None, biller_id: str) -> None:
+    """The file's name (``name``, else the path's basename if it has the network's form)
+    must name the header's biller."""
+    if name is not None:
+        expected = parse_cob_name(name)
+    else:
+        basename = os.path.basename(os.fspath(path))
+        expected = parse_cob_name(basename) if NAME.fullmatch(basename) else None
+    if expected is not None and expected.biller_id != biller_id:
+        raise InvalidCobFile(f"the file name's biller {expected.biller_id} differs from "
+                             f"the header's {biller_id}")
 
 
 def _header(first: tuple[int, str] | None) -> tuple[str, date]:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapter.files.cob import InvalidCobFile, RejectedLine, check_cob, read_cob
@@ -21,6 +21,7 @@ from adapter.files.fac import InvalidFacFile, format_fac, parse_fac
 from adapter.files.fixed_width import cents, day
 from adapter.text import ascii_digits
 from support.cobgen import cob_text
+from support.databases import migrated
 
 CLI = str(Path(sys.executable).with_name("pmc-adapter"))
 DAY = date(2026, 11, 26)
@@ -135,6 +136,9 @@ def read_whole(data: bytes) -> list:
 
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(field_edits())
+# found by hypothesis once: the header's and the trailer's biller both made 0234, which the
+# file name (COB1234...) contradicts; read_cob did not look at the name
+@example(changes=[("field", 0, 206, "0"), ("field", 4, 206, "0")])
 def test_no_cob_file_with_a_field_damaged_ends_in_another_exception(changes):
     read_cob_damaged(changes)
 
@@ -167,7 +171,8 @@ def test_import_fac_refuses_a_unicode_digit_with_exit_2(tmp_path):
     result = subprocess.run([CLI, "import-fac", str(path)], capture_output=True, text=True,
                             timeout=120, cwd=tmp_path, env={
                                 **os.environ, "PMC_ADAPTER_EMPRESAS": "1234",
-                                "PMC_ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"})
+                                "PMC_ADAPTER_DATABASE_URL":
+                                migrated(f"sqlite:///{tmp_path / 'db'}")})
     assert result.returncode == 2, result.stderr
     assert "refused, nothing imported: line 5: the trailer counts '000000¹' records" in result.stderr
     assert "Traceback" not in result.stderr
