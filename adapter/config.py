@@ -562,7 +562,7 @@ def _pmc_api_url(name: str, value: Any) -> str | None:
 # -- the keys of each section -----------------------------------------------------
 # name -> Key(parser, default, doc). The ERP and FTPS keys are the global ones in
 # [adapter] and a biller's own in [billers.NNNN]. ``doc`` is the key's meaning in one
-# line: the manual's configuration tables are made from these (docs/_ext/settings.py).
+# line: the manual's configuration tables are made from these (docs/_ext/pmcdocs.py).
 
 class Key(NamedTuple):
     parser: Parser
@@ -829,6 +829,11 @@ def _read_document(path: Path) -> dict[str, Any]:
     return document
 
 
+def environment_variable(key: str) -> str:
+    """The environment variable that sets the [adapter] key ``key``."""
+    return ENV_PREFIX + key.upper()
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The [adapter] keys the environment sets (PMC_ADAPTER_<KEY>); an unknown
     PMC_ADAPTER_* variable is refused by name."""
@@ -842,14 +847,14 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
         key = variable[len(ENV_PREFIX):].lower()
         if key not in settable:
             raise ConfigurationError(f"unknown environment variable {variable}" + _closest(
-                key, settable, lambda name: ENV_PREFIX + name.upper()))
+                key, settable, environment_variable))
         if environ[variable] == "":  # set but empty: not set
             continue
         name = ALIASES.get(key, key)
         if name in found:
-            raise ConfigurationError(f"{ENV_PREFIX}{name.upper()} and its alias "
-                                     f"{variable} are both set: keep {ENV_PREFIX}"
-                                     f"{name.upper()}")
+            raise ConfigurationError(f"{environment_variable(name)} and its alias "
+                                     f"{variable} are both set: keep "
+                                     f"{environment_variable(name)}")
         found[name] = environ[variable]
     return found
 

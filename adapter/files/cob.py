@@ -1,9 +1,8 @@
 """The payment report file ("COB", "rendición"): fixed-width records of 100 characters.
 
 All knowledge of the format lives here (the manual: docs/operations.rst, "Closing the
-day"). A file
-``COBnnnn.DDMMAA`` (``DDMMAA`` the day the funds reach the biller) holds, latin-1, one
-record a line, lines ending in CRLF or LF:
+day"). A file ``COBnnnn.DDMMAA`` (``DDMMAA`` the day the funds reach the biller) holds,
+latin-1, one record a line, lines ending in CRLF or LF:
 
 * a header: ``0``, ``400``, the biller number (4), the file date ``YYYYMMDD``;
 * detail records, one per payment: ``5``, client ID (19, left-aligned), invoice ID (20),

@@ -81,8 +81,8 @@ class OutboxQueue:
         """Make the biller's failing items due now (its receiver answers again); how many."""
         row = self.row
         return self._tx.session.execute(
-            update(row).where(row.status == "pending", row.attempts > 0,
-                              row.next_attempt_at > now, self._of_biller(biller_id))
+            update(row).where(self._failing(), row.next_attempt_at > now,
+                              self._of_biller(biller_id))
             .values(next_attempt_at=now)).rowcount
 
     def retry_now(self, now: datetime, ids: list[str] | None = None) -> int:
@@ -123,19 +123,19 @@ class OutboxQueue:
 
     # -- looking -------------------------------------------------------------------------
 
+    def _failing(self):
+        """Failing: pending, tried at least once (waiting for a retry)."""
+        return and_(self.row.status == "pending", self.row.attempts > 0)
+
     def _in_state(self, state: str):
         """A listing's condition: a stored status (pending, delivered, rejected), or
-        failing (pending, tried at least once: waiting for a retry)."""
-        row = self.row
-        if state == "failing":
-            return and_(row.status == "pending", row.attempts > 0)
-        return row.status == state
+        failing."""
+        return self._failing() if state == "failing" else self.row.status == state
 
     def states(self) -> list[tuple[str, int, datetime | None]]:
         """(state, items, oldest item's creation) per state: pending (never tried),
         failing (tried, waiting for a retry), delivered, rejected."""
         row = self.row
-        state = case((and_(row.status == "pending", row.attempts > 0), "failing"),
-                     else_=row.status)
+        state = case((self._failing(), "failing"), else_=row.status)
         return [(found[0], found[1], found[2]) for found in self._tx.session.execute(
             select(state, func.count(), func.min(row.created_at)).group_by(state))]

@@ -67,9 +67,9 @@ def environment_variable(section: str, name: str) -> str:
         return "(the file only)"
     if name in config.NOT_FROM_ENVIRONMENT:
         return "(the file only: a table)"
-    variable = f"``{config.ENV_PREFIX}{name.upper()}``"
+    variable = f"``{config.environment_variable(name)}``"
     if name in _ALIASES_OF:
-        variable += f" (alias ``{config.ENV_PREFIX}{_ALIASES_OF[name].upper()}``)"
+        variable += f" (alias ``{config.environment_variable(_ALIASES_OF[name])}``)"
     return variable
 
 
