@@ -21,7 +21,8 @@ from OpenSSL import SSL
 from adapter.files.ftps import FetchError, fetch_reports, list_reports
 from adapter.config import FtpsSettings
 from support.data import free_port
-from support.ftps import PASSWORD, USER, FtpsServer, pki, serving  # noqa: F401 (pki: a fixture)
+from support.ftps import (PASSWORD, USER, FtpsServer, adapter_environment,  # noqa: F401
+                          pki, serving)  # (pki: a fixture)
 
 BILLER = "1234"
 MONDAY = date(2024, 2, 5)
@@ -267,15 +268,8 @@ def test_fetch_cob_downloads_and_imports_what_is_new_and_only_that(server, own_d
             dict(customer=f"C{back}", invoice="F1", amount="10.00", paid_on=day - timedelta(1),
                  control=f"{back:04d}")]).encode("latin-1"))
     server.publish(cob(day, biller="5678"), report(day, biller="5678"))  # not asked for
-    environment = {**os.environ, "PMC_ADAPTER_DATABASE_URL": own_database,
-                   "PMC_ADAPTER_EMPRESAS": BILLER,
-                   "PMC_ADAPTER_COB_FTP_HOST": "127.0.0.1",
-                   "PMC_ADAPTER_COB_FTP_PORT": str(server.port),
-                   "PMC_ADAPTER_COB_FTP_TLS": server.tls,
-                   "PMC_ADAPTER_COB_FTP_USERNAME": USER,
-                   "PMC_ADAPTER_COB_FTP_PASSWORD": PASSWORD,
-                   "PMC_ADAPTER_COB_FTP_CA_FILE": server.ca_file,
-                   "PMC_ADAPTER_COB_DOWNLOAD_DIR": str(tmp_path / "downloads")}
+    environment = adapter_environment(
+        server, own_database, BILLER, PMC_ADAPTER_COB_DOWNLOAD_DIR=str(tmp_path / "downloads"))
     command = [str(Path(sys.executable).with_name("pmc-adapter")), "fetch-cob"]
     first = subprocess.run(command, capture_output=True, text=True, env=environment,
                            timeout=120)

@@ -6,7 +6,6 @@ runs), and brings the rejection files back; on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -27,7 +26,8 @@ from adapter.service.uploading import LEASE, BillingBaseUploads, UploadError
 from adapter.storage.db import make_engine, upgrade_schema
 from adapter.storage.unit_of_work import Storage
 from support.servers import Database
-from support.ftps import PASSWORD, USER, FtpsServer, pki, serving  # noqa: F401 (pki: a fixture)
+from support.ftps import (PASSWORD, USER, FtpsServer, adapter_environment,  # noqa: F401
+                          pki, serving)  # (pki: a fixture)
 
 BILLER = "1234"
 # Wednesday 9 December 2026, a business day (the 7th and 8th are holidays), before the
@@ -87,14 +87,7 @@ def run(command: list[str], environment: dict) -> subprocess.CompletedProcess:
 
 
 def environment_for(server: FtpsServer, database_url: str, **more) -> dict:
-    return {**os.environ, "PMC_ADAPTER_DATABASE_URL": database_url,
-            "PMC_ADAPTER_EMPRESAS": BILLER,
-            "PMC_ADAPTER_COB_FTP_HOST": "127.0.0.1",
-            "PMC_ADAPTER_COB_FTP_PORT": str(server.port),
-            "PMC_ADAPTER_COB_FTP_TLS": server.tls,
-            "PMC_ADAPTER_COB_FTP_USERNAME": USER,
-            "PMC_ADAPTER_COB_FTP_PASSWORD": PASSWORD,
-            "PMC_ADAPTER_COB_FTP_CA_FILE": server.ca_file, **more}
+    return adapter_environment(server, database_url, BILLER, **more)
 
 
 # -- the day's file, as an operator (or the systemd timer) runs it --------------------------

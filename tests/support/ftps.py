@@ -153,3 +153,17 @@ def serving(server: FtpsServer, certificate: tuple[str, str], tls_max: int | Non
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def adapter_environment(server: FtpsServer, database_url: str, biller_id: str,
+                        **more) -> dict:
+    """The environment of a ``pmc-adapter`` command serving ``biller_id`` whose FTPS
+    account is on ``server``."""
+    return {**os.environ, "PMC_ADAPTER_DATABASE_URL": database_url,
+            "PMC_ADAPTER_EMPRESAS": biller_id,
+            "PMC_ADAPTER_COB_FTP_HOST": "127.0.0.1",
+            "PMC_ADAPTER_COB_FTP_PORT": str(server.port),
+            "PMC_ADAPTER_COB_FTP_TLS": server.tls,
+            "PMC_ADAPTER_COB_FTP_USERNAME": USER,
+            "PMC_ADAPTER_COB_FTP_PASSWORD": PASSWORD,
+            "PMC_ADAPTER_COB_FTP_CA_FILE": server.ca_file, **more}
